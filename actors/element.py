@@ -1,0 +1,219 @@
+"""Element base classes: Source, Transform and Sink.
+
+An element is a plain Python class. The base class owns the public entry
+points and the bookkeeping (counters, timing, flow signals, caps checks); a
+subclass writes only the media work in ``configure``, ``process``, ``flush``
+and, for sources, ``produce``. The runtime (``pipelines``) hosts elements in
+Ray actors, but nothing here knows about Ray, so an element can be tested by
+calling it directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from actors.errors import CapsError
+from actors.flow import Block, FlowPolicy, FlowSignal
+from actors.types import ANY, EOS, Caps, item_nbytes
+
+LATENCY_SAMPLES = 512  # recent per-item latencies kept for percentiles
+
+
+@dataclass
+class Counters:
+    """Raw, monotonically growing figures of one element; stats derive from these."""
+
+    buffers_in: int = 0
+    buffers_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    processing_time: float = 0.0
+    """Seconds spent inside process/flush/produce."""
+    blocked_time: float = 0.0
+    """Seconds a source spent waiting for credits."""
+    last_buffer_time: float | None = None
+    """Wall-clock time (time.time) of the last buffer in or out."""
+    errors: int = 0
+    drops: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    """Recent per-item latencies in seconds: arrival at the host to release."""
+    e2e_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    """Recent capture-to-here latencies in seconds, for items carrying meta['capture_time']."""
+
+    def count_out(self, items: list[Any]) -> None:
+        self.buffers_out += len(items)
+        self.bytes_out += sum(item_nbytes(i) for i in items)
+        if items:
+            self.last_buffer_time = time.time()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an element's host may run: Ray resources and node labels."""
+
+    resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources, e.g. {"parallax.encoder.nvenc": 1}."""
+    label_selector: dict[str, str] = field(default_factory=dict)
+    """Node labels that must match, e.g. {"parallax.encoder.nvenc": "true"}."""
+    num_cpus: float = 0
+    """CPUs to reserve; 0 so that a small node can still host a whole pipeline."""
+    num_gpus: float = 0
+
+    def key(self) -> tuple:
+        """Hashable identity: elements with equal keys may share (fuse into) one host."""
+        return (
+            tuple(sorted(self.resources.items())),
+            tuple(sorted(self.label_selector.items())),
+            self.num_cpus,
+            self.num_gpus,
+        )
+
+
+class Element:
+    """Base of every element. Subclasses override the hooks, not the ``handle_*`` methods."""
+
+    accepts: ClassVar[tuple[str, ...]] = (ANY,)
+    """Caps kinds this element takes on its input (ANY takes anything)."""
+
+    def __init__(self) -> None:
+        self.name: str = type(self).__name__.lower()
+        self.counters = Counters()
+        self.caps_in: Caps | None = None
+        self.caps_out: Caps | None = None
+
+    # -- hooks for subclasses -------------------------------------------------
+    def configure(self, caps_in: Caps | None) -> Caps:
+        """Check the input caps and return the output caps. Called once, at READY."""
+        return caps_in if caps_in is not None else Caps.any()
+
+    def start(self) -> None:
+        """Acquire resources (files, devices). Called in the host before data flows."""
+
+    def process(self, item: Any) -> Iterable[Any] | None:
+        """Turn one input item into zero or more output items."""
+        return (item,)
+
+    def flush(self) -> Iterable[Any] | None:
+        """Emit what is still buffered, at end of stream."""
+        return ()
+
+    def close(self, ok: bool) -> None:
+        """Release resources. ``ok`` is False when the pipeline failed or was aborted."""
+
+    def results(self) -> Any:
+        """What the driver can ask of this element (``Pipeline.results(name)``)."""
+        return None
+
+    def placement(self) -> Placement | None:
+        """Default placement of this element; ``Pipeline.add(placement=...)`` overrides it."""
+        return None
+
+    # -- bookkeeping, called by the runtime -----------------------------------
+    def negotiate(self, caps_in: list[Caps], upstream: list[str]) -> Caps:
+        """Check every input against ``accepts``, then ``configure``."""
+        for caps, peer in zip(caps_in, upstream):
+            if ANY not in self.accepts and caps.kind not in self.accepts:
+                raise CapsError(
+                    f"cannot link '{peer}' -> '{self.name}': '{self.name}' accepts "
+                    f"{' or '.join(self.accepts)}, but '{peer}' produces {caps.describe()}"
+                    f"{_link_hint(caps.kind, self.accepts)}"
+                )
+        if len(caps_in) > 1 and len(set(caps_in)) > 1:
+            listed = "; ".join(f"{p}: {c.describe()}" for c, p in zip(caps_in, upstream))
+            raise CapsError(
+                f"'{self.name}' joins {len(caps_in)} inputs with different caps ({listed}); "
+                "fan-in needs identical caps, so convert the inputs to one format first"
+            )
+        try:
+            caps_out = self.configure(caps_in[0] if caps_in else None)
+        except CapsError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise CapsError(f"'{self.name}' cannot take {caps_in[0].describe()}: {exc}") from exc
+        self.caps_in = caps_in[0] if caps_in else None
+        self.caps_out = caps_out
+        return caps_out
+
+    def handle(self, item: Any, latency: float | None = None) -> list[Any]:
+        """Process one item, counting it. Returns the output items."""
+        c = self.counters
+        c.buffers_in += 1
+        c.bytes_in += item_nbytes(item)
+        c.last_buffer_time = time.time()
+        meta = getattr(item, "meta", None)
+        if meta and "capture_time" in meta:
+            c.e2e_latencies.append(c.last_buffer_time - meta["capture_time"])
+        t0 = time.perf_counter()
+        out = list(self.process(item) or ())
+        c.processing_time += time.perf_counter() - t0
+        if latency is not None:
+            c.latencies.append(latency + time.perf_counter() - t0)
+        c.count_out(out)
+        return out
+
+    def handle_eos(self) -> list[Any]:
+        """Flush at end of stream. Returns the flushed items (EOS itself is added by the host)."""
+        t0 = time.perf_counter()
+        out = [i for i in (self.flush() or ()) if i is not EOS]
+        self.counters.processing_time += time.perf_counter() - t0
+        self.counters.count_out(out)
+        return out
+
+
+class Source(Element):
+    """An element with no input that produces items."""
+
+    accepts: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flow_signal = FlowSignal.Ok
+
+    def produce(self) -> Any:
+        """Return the next item, None when there is nothing this time, or EOS at the end."""
+        raise NotImplementedError
+
+    def flow_policy(self) -> FlowPolicy:
+        """What to do when downstream has no credit. File-like sources block."""
+        return Block()
+
+    def handle_flow_signal(self, signal: FlowSignal) -> None:
+        """Called on every FlowSignal transition. Live sources may skip work while Busy."""
+        self.flow_signal = signal
+
+    def frames_total(self) -> int | None:
+        """Items this source will produce, if known (for progress and ETA)."""
+        return None
+
+    def handle_produce(self) -> Any:
+        t0 = time.perf_counter()
+        item = self.produce()
+        self.counters.processing_time += time.perf_counter() - t0
+        if item is not None and item is not EOS:
+            self.counters.count_out([item])
+        return item
+
+
+class Transform(Element):
+    """An element with inputs and outputs (scaler, encoder, muxer...)."""
+
+
+class Sink(Element):
+    """An element with inputs only. ``process`` returns nothing."""
+
+    def process(self, item: Any) -> Iterable[Any] | None:
+        return ()
+
+
+def _link_hint(kind: str, accepts: tuple[str, ...]) -> str:
+    from actors.types import ENCODED_VIDEO, RAW_VIDEO
+
+    if kind == RAW_VIDEO and ENCODED_VIDEO in accepts:
+        return "; insert a VideoEncoder between them"
+    if kind == ENCODED_VIDEO and RAW_VIDEO in accepts:
+        return "; insert a decoder between them"
+    return ""

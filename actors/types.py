@@ -1,0 +1,201 @@
+"""What travels on an edge: Frame, Packet, Caps and the EOS signal.
+
+Plain Python and numpy only; the runtime decides how these move between hosts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+RAW_VIDEO = "video/x-raw"
+ENCODED_VIDEO = "video/x-encoded"
+ENCODED_SEGMENT = "video/x-segment"
+ANY = "any"
+
+# Bytes per pixel, by FFmpeg pixel format name. Planar 4:2:0 formats carry
+# half a byte of chroma per pixel; their arrays use PyAV's (h * 3 / 2, w) layout.
+BYTES_PER_PIXEL: dict[str, float] = {
+    "rgba": 4,
+    "bgra": 4,
+    "rgb24": 3,
+    "bgr24": 3,
+    "gray": 1,
+    "yuv420p": 1.5,
+    "nv12": 1.5,
+}
+SUBSAMPLED_FORMATS = frozenset({"yuv420p", "nv12"})
+
+
+def frame_nbytes(pixel_format: str, width: int, height: int) -> int:
+    """Size in bytes of one tightly packed frame."""
+    try:
+        bpp = BYTES_PER_PIXEL[pixel_format]
+    except KeyError:
+        known = ", ".join(sorted(BYTES_PER_PIXEL))
+        raise ValueError(f"unknown pixel format {pixel_format!r}; use one of {known}") from None
+    return int(width * height * bpp)
+
+
+def frame_shape(pixel_format: str, width: int, height: int) -> tuple[int, ...]:
+    """numpy shape of a frame, following PyAV's ``to_ndarray`` layout."""
+    if pixel_format in SUBSAMPLED_FORMATS:
+        return (height * 3 // 2, width)
+    bpp = BYTES_PER_PIXEL[pixel_format]
+    return (height, width) if bpp == 1 else (height, width, int(bpp))
+
+
+class EndOfStream:
+    """The end-of-stream signal. There is exactly one instance: ``EOS``."""
+
+    _instance: EndOfStream | None = None
+
+    def __new__(cls) -> EndOfStream:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        # Keeps `item is EOS` true after the signal crossed a process boundary.
+        return (EndOfStream, ())
+
+    def __repr__(self) -> str:
+        return "EOS"
+
+
+EOS = EndOfStream()
+
+
+@dataclass
+class Frame:
+    """One raw video frame.
+
+    ``data`` is read-only when it came out of the object store; an element that
+    wants to draw on it makes its own copy.
+    """
+
+    data: np.ndarray
+    format: str
+    width: int
+    height: int
+    pts: int | None = None
+    time_base: Fraction = Fraction(1, 90000)
+    duration: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    @property
+    def time(self) -> float | None:
+        """Presentation time in seconds."""
+        return None if self.pts is None else float(self.pts * self.time_base)
+
+    def replace(self, **changes: Any) -> Frame:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Packet:
+    """One encoded access unit (or an fMP4 segment, for segment edges)."""
+
+    data: bytes
+    pts: int | None = None
+    dts: int | None = None
+    duration: int | None = None
+    time_base: Fraction = Fraction(1, 90000)
+    keyframe: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What an edge carries, fixed at READY before any data flows.
+
+    ``slot_size`` is the largest item in bytes; it feeds the object store
+    budget. For raw video it follows from format and size.
+    """
+
+    kind: str = ANY
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    rate: Fraction | None = None
+    codec: str | None = None
+    profile: str | None = None
+    extradata: bytes | None = None
+    slot_size: int | None = None
+
+    @classmethod
+    def raw_video(
+        cls, pixel_format: str, width: int, height: int, rate: Fraction | float | None = None
+    ) -> Caps:
+        return cls(
+            kind=RAW_VIDEO,
+            format=pixel_format,
+            width=width,
+            height=height,
+            rate=None if rate is None else Fraction(rate).limit_denominator(1001000),
+            slot_size=frame_nbytes(pixel_format, width, height),
+        )
+
+    @classmethod
+    def encoded_video(
+        cls,
+        codec: str,
+        width: int,
+        height: int,
+        rate: Fraction | float | None = None,
+        profile: str | None = None,
+        extradata: bytes | None = None,
+    ) -> Caps:
+        return cls(
+            kind=ENCODED_VIDEO,
+            codec=codec,
+            width=width,
+            height=height,
+            rate=None if rate is None else Fraction(rate).limit_denominator(1001000),
+            profile=profile,
+            extradata=extradata,
+        )
+
+    @classmethod
+    def any(cls, slot_size: int | None = None) -> Caps:
+        return cls(kind=ANY, slot_size=slot_size)
+
+    def replace(self, **changes: Any) -> Caps:
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        """Short human form, as in GStreamer's caps strings."""
+        parts = [self.kind]
+        if self.format:
+            parts.append(self.format)
+        if self.codec:
+            parts.append(self.codec)
+        if self.width and self.height:
+            size = f"{self.width}x{self.height}"
+            if self.rate:
+                size += f"@{float(self.rate):g}"
+            parts.append(size)
+        return " ".join(parts)
+
+
+def item_nbytes(item: Any) -> int:
+    """Payload size of an item, for stats and the arena."""
+    if isinstance(item, (Frame, Packet)):
+        return item.nbytes
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return len(item)
+    if isinstance(item, np.ndarray):
+        return int(item.nbytes)
+    return 0

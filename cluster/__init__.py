@@ -1,0 +1,1 @@
+"""Cluster setup: hardware detection, node start scripts, job submission."""

@@ -1,0 +1,172 @@
+"""The pipeline graph: elements, links, validation, topological order and fusion.
+
+Plain Python: no Ray here, so graph mistakes are caught before any actor starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from actors.element import Element, Placement, Sink, Source
+from actors.errors import ConfigError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass
+class Node:
+    name: str
+    element: Element
+    placement: Placement
+
+
+@dataclass
+class Link:
+    producer: str
+    consumer: str
+    window: int | None = None
+    """Credits on this edge; None picks the default for what the edge carries."""
+    fuse: bool | None = None
+    """Run both ends in one host; None follows the pipeline's ``fusion`` setting."""
+
+    @property
+    def edge_id(self) -> str:
+        return f"{self.producer}->{self.consumer}"
+
+
+class Graph:
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.links: list[Link] = []
+        self._counts: dict[str, int] = {}
+
+    def add(self, element: Element, name: str | None = None,
+            placement: Placement | None = None) -> str:
+        if not isinstance(element, Element):
+            raise ConfigError(
+                f"add(): expected an element (Source, Transform or Sink), got "
+                f"{type(element).__name__}"
+            )
+        if any(n.element is element for n in self.nodes.values()):
+            raise ConfigError(f"element '{element.name}' was added twice; create a second one")
+        if name is None:
+            base = type(element).__name__.lower()
+            n = self._counts.get(base, 0)
+            while f"{base}{n}" in self.nodes:
+                n += 1
+            self._counts[base] = n + 1
+            name = f"{base}{n}"
+        if not NAME_RE.match(name):
+            raise ConfigError(f"element name {name!r}: use letters, digits, '_', '.' or '-'")
+        if name in self.nodes:
+            raise ConfigError(f"an element named '{name}' already exists; pick another name")
+        element.name = name
+        chosen = placement or element.placement() or Placement()
+        self.nodes[name] = Node(name, element, chosen)
+        return name
+
+    def name_of(self, ref: Element | str) -> str:
+        if isinstance(ref, str):
+            if ref not in self.nodes:
+                raise ConfigError(f"no element named '{ref}' in this pipeline")
+            return ref
+        for node in self.nodes.values():
+            if node.element is ref:
+                return node.name
+        raise ConfigError(f"element '{ref.name}' is not in this pipeline; add() it first")
+
+    def link(self, a: Element | str, b: Element | str, window: int | None = None,
+             fuse: bool | None = None) -> Link:
+        pa, pb = self.name_of(a), self.name_of(b)
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise ConfigError(
+                f"link {pa} -> {pb}: window={window!r} is invalid; a window is the number of "
+                "items in flight on the edge and must be an integer >= 1 (or None for the default)"
+            )
+        if pa == pb:
+            raise ConfigError(f"link {pa} -> {pb}: an element cannot feed itself")
+        if isinstance(self.nodes[pb].element, Source):
+            raise ConfigError(f"link {pa} -> {pb}: '{pb}' is a source and takes no input")
+        if isinstance(self.nodes[pa].element, Sink):
+            raise ConfigError(f"link {pa} -> {pb}: '{pa}' is a sink and has no output")
+        if any(lk.producer == pa and lk.consumer == pb for lk in self.links):
+            raise ConfigError(f"link {pa} -> {pb} exists already")
+        lk = Link(pa, pb, window, fuse)
+        self.links.append(lk)
+        return lk
+
+    def inputs(self, name: str) -> list[Link]:
+        return [lk for lk in self.links if lk.consumer == name]
+
+    def outputs(self, name: str) -> list[Link]:
+        return [lk for lk in self.links if lk.producer == name]
+
+    def validate(self) -> list[str]:
+        """Check the graph; return element names in topological order."""
+        if not self.nodes:
+            raise ConfigError("the pipeline is empty; add a source and a sink")
+        for name, node in self.nodes.items():
+            el = node.element
+            if not isinstance(el, Source) and not self.inputs(name):
+                raise ConfigError(f"'{name}' has no input: link a source or another element to it")
+            if not isinstance(el, Sink) and not self.outputs(name):
+                raise ConfigError(
+                    f"'{name}' has an unlinked output: link it to a sink (or another element)"
+                )
+        if not any(isinstance(n.element, Source) for n in self.nodes.values()):
+            raise ConfigError("the pipeline has no source")
+        return self.topo_order()
+
+    def topo_order(self) -> list[str]:
+        indegree = {n: len(self.inputs(n)) for n in self.nodes}
+        ready = [n for n, d in indegree.items() if d == 0]
+        order: list[str] = []
+        while ready:
+            n = ready.pop(0)
+            order.append(n)
+            for lk in self.outputs(n):
+                indegree[lk.consumer] -= 1
+                if indegree[lk.consumer] == 0:
+                    ready.append(lk.consumer)
+        if len(order) != len(self.nodes):
+            stuck = sorted(n for n, d in indegree.items() if d > 0)
+            raise ConfigError(
+                f"the pipeline has a cycle through {', '.join(stuck)}; media pipelines must be "
+                "acyclic, so remove one of the links between them"
+            )
+        return order
+
+    def host_groups(self, fusion: bool) -> list[list[str]]:
+        """Chains of elements that share a host, in topological order.
+
+        An edge fuses when it is 1:1 (the producer has one output, the consumer one
+        input), both ends are placed alike, and fusion is on for it.
+        """
+        group_of: dict[str, list[str]] = {}
+        groups: list[list[str]] = []
+        for name in self.topo_order():
+            ins = self.inputs(name)
+            if len(ins) == 1 and self._fusable(ins[0], fusion):
+                group = group_of[ins[0].producer]
+                group.append(name)
+            else:
+                group = [name]
+                groups.append(group)
+            group_of[name] = group
+        return groups
+
+    def _fusable(self, lk: Link, fusion: bool) -> bool:
+        wanted = fusion if lk.fuse is None else lk.fuse
+        return (
+            wanted
+            and len(self.outputs(lk.producer)) == 1
+            and self.nodes[lk.producer].placement.key() == self.nodes[lk.consumer].placement.key()
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "elements": {n: type(node.element).__name__ for n, node in self.nodes.items()},
+            "links": [lk.edge_id for lk in self.links],
+        }

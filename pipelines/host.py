@@ -1,0 +1,320 @@
+"""The host actor: one generic Ray actor that runs one element or a fused chain of them.
+
+RPCs (push, stats, pause, stop) run on the actor's asyncio loop and return
+quickly; the media work runs on one worker thread per host, so a slow encode
+never delays a stats poll or a stop. A push completes when the worker has
+released its item, which is what makes the caller's credit come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import traceback
+from typing import Any
+
+import ray
+
+from actors.element import Element, Source
+from actors.errors import ConfigError
+from actors.flow import FlowSignal
+from actors.types import EOS, Caps
+from pipelines.defaults import WAIT_SLICE_S
+from pipelines.edge import (
+    CLOSED,
+    Aborted,
+    EdgeSender,
+    Outgoing,
+    PeerClosed,
+    PeerFailed,
+    ReorderBuffer,
+    resolve,
+)
+from pipelines.metrics import HostMetrics
+
+log = logging.getLogger("parallax.host")
+
+SIGNAL_RANK = {FlowSignal.Ok: 0, FlowSignal.Busy: 1, FlowSignal.Drop: 2}
+
+
+class ElementHost:
+    """Hosts ``elements`` (a chain: each feeds the next in-process) on one Ray actor."""
+
+    def __init__(self, pipeline: str, elements: list[Element]) -> None:
+        self.pipeline = pipeline
+        self.elements = elements
+        self.names = [e.name for e in elements]
+        self.is_source = isinstance(elements[0], Source)
+        self.mailbox: queue.Queue = queue.Queue()
+        self.reorder: dict[str, ReorderBuffer] = {}
+        self.senders: list[EdgeSender] = []
+        self.playing = threading.Event()
+        self.stop_requested = threading.Event()
+        self.abort = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.done: asyncio.Future | None = None
+        self.pending: set[asyncio.Future] = set()
+        self.worker: threading.Thread | None = None
+        self.current = self.names[0]
+        self.signal = FlowSignal.Ok
+        self.signal_log: list[str] = []
+        self.metrics = HostMetrics(pipeline, self.names)
+
+    # -- setup, driven by the driver ------------------------------------------
+    async def ready(self) -> dict[str, Any]:
+        self._bind_loop()
+        ctx = ray.get_runtime_context()
+        return {"node_id": ctx.get_node_id(), "pid": os.getpid(), "hostname": socket.gethostname()}
+
+    async def negotiate(self, caps_in: list[Caps], upstream: list[str]) -> dict[str, Any]:
+        """Run caps negotiation through the chain. Errors come back as data, not exceptions."""
+        try:
+            caps, peers = caps_in, upstream
+            for el in self.elements:
+                caps, peers = [el.negotiate(caps, peers)], [el.name]
+            frames_total = self.elements[0].frames_total() if self.is_source else None
+            return {"caps": caps[0], "frames_total": frames_total}
+        except Exception as exc:
+            return {"error": _describe(exc), "config": isinstance(exc, ConfigError)}
+
+    async def connect(self, inputs: dict[str, int], outputs: list[dict[str, Any]]) -> None:
+        self.reorder = {edge: ReorderBuffer(window) for edge, window in inputs.items()}
+        self.senders = [
+            EdgeSender(o["edge"], o["consumer"], o["consumer_name"], o["window"], o["policy"],
+                       self.abort)
+            for o in outputs
+        ]
+
+    async def play(self) -> None:
+        self._bind_loop()
+        if self.worker is None:
+            self.worker = threading.Thread(target=self._work, name=f"host-{self.names[0]}",
+                                           daemon=True)
+            self.worker.start()
+        self.playing.set()
+
+    async def pause(self) -> None:
+        self.playing.clear()
+
+    async def stop(self, drain: bool = True) -> None:
+        """drain: sources end the stream (EOS flows). Otherwise abort at once."""
+        self.stop_requested.set()
+        self.playing.set()
+        if not drain:
+            self._abort_now()
+
+    async def wait_done(self) -> dict[str, Any]:
+        self._bind_loop()
+        return await asyncio.shield(self.done)
+
+    # -- data path ------------------------------------------------------------
+    async def push(self, edge: str, seq: int, payload: Any) -> str:
+        if self.abort.is_set() or self.done.done():
+            return CLOSED
+        fut = self.loop.create_future()
+        self.pending.add(fut)
+        try:
+            for entry in self.reorder[edge].put(seq, (payload, fut, time.perf_counter())):
+                self.mailbox.put((edge, *entry))
+        except RuntimeError as exc:
+            self.pending.discard(fut)
+            self._fail(self.current, f"edge {edge}: {exc}", "", secondary=False)
+            return CLOSED
+        return await fut
+
+    # -- queries --------------------------------------------------------------
+    async def stats(self) -> dict[str, Any]:
+        elements = {}
+        for el in self.elements:
+            c = el.counters
+            elements[el.name] = {
+                "buffers_in": c.buffers_in, "buffers_out": c.buffers_out,
+                "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
+                "processing_time": c.processing_time, "blocked_time": c.blocked_time,
+                "last_buffer_time": c.last_buffer_time, "errors": c.errors, "drops": c.drops,
+                "latencies": list(c.latencies), "e2e_latencies": list(c.e2e_latencies),
+            }
+        owner = self._sender_owner()
+        senders = [s.snapshot() for s in self.senders]
+        elements[owner]["drops"] += sum(s["drops"] for s in senders)
+        elements[owner]["blocked_time"] += sum(s.blocked_time for s in self.senders)
+        snap = {
+            "time": time.time(),
+            "elements": elements,
+            "edges": senders,
+            "mailbox_depth": self.mailbox.qsize() + sum(len(r) for r in self.reorder.values()),
+            "credits_in_use": sum(s["in_flight"] for s in senders),
+            "credits_total": sum(s["window"] for s in senders),
+            "signal": self.signal.value,
+            "signal_log": list(self.signal_log),
+        }
+        self.metrics.update(snap)
+        return snap
+
+    async def results(self) -> dict[str, Any]:
+        return {el.name: el.results() for el in self.elements}
+
+    # -- the worker thread ----------------------------------------------------
+    def _work(self) -> None:
+        ok = False
+        try:
+            for el in self.elements:
+                self.current = el.name
+                el.start()
+            if self.is_source:
+                self._run_source()
+            else:
+                self._run_consumer()
+            self._finish_stream()
+            ok = True
+            self._finish({"ok": True})
+        except (PeerClosed, Aborted):
+            self._finish({"ok": False, "stopped": True})
+        except PeerFailed as exc:
+            self._fail(self.current, str(exc), "", secondary=True, peer=exc.peer)
+        except Exception as exc:
+            self._fail(self.current, _describe(exc), traceback.format_exc(), secondary=False)
+        finally:
+            for el in self.elements:
+                try:
+                    el.close(ok)
+                except Exception:
+                    log.exception("closing %s", el.name)
+
+    def _run_source(self) -> None:
+        source: Source = self.elements[0]  # type: ignore[assignment]
+        while not self.stop_requested.is_set():
+            if not self.playing.wait(WAIT_SLICE_S):
+                self._check_abort()
+                continue
+            self._update_signal(source)
+            self.current = source.name
+            item = source.handle_produce()
+            if item is EOS:
+                return
+            if item is not None:
+                self._emit(self._through(1, [item], None), None, None)
+            self._check_abort()
+
+    def _run_consumer(self) -> None:
+        open_inputs = set(self.reorder)
+        while open_inputs:
+            try:
+                edge, payload, fut, arrived = self.mailbox.get(timeout=WAIT_SLICE_S)
+            except queue.Empty:
+                self._check_abort()
+                continue
+            item, ref = resolve(payload)
+            if item is EOS:
+                open_inputs.discard(edge)
+            else:
+                waited = time.perf_counter() - arrived
+                self._emit(self._through(0, [item], waited), item, ref)
+            self._release(fut, "ok")
+
+    def _through(self, start: int, items: list[Any], latency: float | None) -> list[Any]:
+        """Pass items through elements[start:], in-process (the fused part of the chain)."""
+        for el in self.elements[start:]:
+            self.current = el.name
+            items = [out for it in items for out in el.handle(it, latency)]
+            latency = None
+        return items
+
+    def _emit(self, items: list[Any], in_item: Any, in_ref: Any) -> None:
+        if items:
+            self.current = self._sender_owner()
+        for item in items:
+            out = Outgoing.wrap(item, in_ref if item is in_item else None)
+            for sender in self.senders:
+                sender.offer(out)
+            if self.is_source:
+                self._update_signal(self.elements[0])
+
+    def _finish_stream(self) -> None:
+        """EOS: flush each element in chain order, then send EOS on every output."""
+        for i, el in enumerate(self.elements):
+            if i == 0 and self.is_source:
+                continue
+            self.current = el.name
+            self._emit(self._through(i + 1, el.handle_eos(), None), None, None)
+        self.current = self.names[-1]
+        for sender in self.senders:
+            sender.finish()
+        if self.is_source:
+            self._deliver_signal(self.elements[0], FlowSignal.Eos)
+
+    def _update_signal(self, source: Source) -> None:
+        for sender in self.senders:
+            sender.policy.pump(sender, sender.flow)
+            dropping = sender.flow.consecutive_drops > 0
+            sender.signals.update(sender.in_flight, dropping=dropping)
+        worst = max((s.signals.current for s in self.senders), key=SIGNAL_RANK.get,
+                    default=FlowSignal.Ok)
+        if worst is not self.signal:
+            self._deliver_signal(source, worst)
+
+    def _deliver_signal(self, source: Source, signal: FlowSignal) -> None:
+        self.signal = signal
+        self.signal_log.append(signal.value)
+        source.handle_flow_signal(signal)
+
+    def _sender_owner(self) -> str:
+        """The element answerable for the output edges: a source owns its flow policy."""
+        return self.names[0] if self.is_source else self.names[-1]
+
+    # -- completion -----------------------------------------------------------
+    def _check_abort(self) -> None:
+        if self.abort.is_set():
+            raise Aborted()
+
+    def _bind_loop(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+            self.done = self.loop.create_future()
+
+    def _release(self, fut: asyncio.Future, value: str) -> None:
+        def settle() -> None:
+            self.pending.discard(fut)
+            if not fut.done():
+                fut.set_result(value)
+
+        self.loop.call_soon_threadsafe(settle)
+
+    def _finish(self, result: dict[str, Any]) -> None:
+        result.setdefault("element", self.current)
+
+        def settle() -> None:
+            if not self.done.done():
+                self.done.set_result(result)
+            for fut in list(self.pending):
+                if not fut.done():
+                    fut.set_result(CLOSED)
+            self.pending.clear()
+
+        self.loop.call_soon_threadsafe(settle)
+
+    def _fail(self, element: str, cause: str, details: str, secondary: bool,
+              peer: str | None = None) -> None:
+        for el in self.elements:
+            if el.name == element:
+                el.counters.errors += 1
+        self.abort.set()
+        self._finish({"ok": False, "element": element, "cause": cause, "details": details,
+                      "secondary": secondary, "peer": peer})
+
+    def _abort_now(self) -> None:
+        self.abort.set()
+        if self.worker is None or not self.worker.is_alive():
+            self._finish({"ok": False, "stopped": True})
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ConfigError):
+        return text
+    return f"{type(exc).__name__}: {text}"

@@ -1,0 +1,61 @@
+"""Export host figures through ray.util.metrics, so Prometheus and the Ray dashboard see them.
+
+Updated from the host's stats snapshot (about once a second), never per frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("parallax.metrics")
+
+COUNTERS = ("buffers_in", "buffers_out", "bytes_in", "bytes_out", "drops", "errors")
+
+
+class HostMetrics:
+    """Counters and gauges tagged by pipeline and element."""
+
+    def __init__(self, pipeline: str, elements: list[str]) -> None:
+        self.pipeline = pipeline
+        self.elements = elements
+        self._last: dict[tuple[str, str], float] = {}
+        self._metrics: dict[str, Any] | None = None
+
+    def _make(self) -> dict[str, Any]:
+        from ray.util import metrics
+
+        keys = ("pipeline", "element")
+        made: dict[str, Any] = {
+            name: metrics.Counter(f"parallax_{name}_total", description=f"Parallax {name}",
+                                  tag_keys=keys)
+            for name in COUNTERS
+        }
+        made["processing_seconds"] = metrics.Counter(
+            "parallax_processing_seconds_total", description="Seconds in element code",
+            tag_keys=keys)
+        made["credits_in_use"] = metrics.Gauge(
+            "parallax_credits_in_use", description="Items in flight on output edges",
+            tag_keys=keys)
+        made["mailbox_depth"] = metrics.Gauge(
+            "parallax_mailbox_depth", description="Items waiting in the host mailbox",
+            tag_keys=keys)
+        return made
+
+    def update(self, snap: dict[str, Any]) -> None:
+        try:
+            if self._metrics is None:
+                self._metrics = self._make()
+            for name, figures in snap["elements"].items():
+                tags = {"pipeline": self.pipeline, "element": name}
+                for key in (*COUNTERS, "processing_time"):
+                    metric = "processing_seconds" if key == "processing_time" else key
+                    delta = figures[key] - self._last.get((name, key), 0)
+                    if delta > 0:
+                        self._metrics[metric].inc(delta, tags=tags)
+                        self._last[(name, key)] = figures[key]
+            tags = {"pipeline": self.pipeline, "element": self.elements[-1]}
+            self._metrics["credits_in_use"].set(snap["credits_in_use"], tags=tags)
+            self._metrics["mailbox_depth"].set(snap["mailbox_depth"], tags=tags)
+        except Exception:  # metrics must never take a pipeline down
+            log.debug("metrics export failed", exc_info=True)

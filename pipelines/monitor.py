@@ -1,0 +1,201 @@
+"""The driver's monitor thread: polls host stats about once a second and watches for failures.
+
+One RPC per host per interval, never per frame. The first failure stops every
+host; every wait here is bounded, so a dead actor or a stuck element never
+hangs the driver.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.exceptions import RayActorError, RayError
+
+from actors.errors import PipelineError
+from pipelines import defaults
+from pipelines.arena import object_store_stats
+from pipelines.stats import ElementStats, PipelineStats, build_element_stats
+
+if TYPE_CHECKING:
+    from pipelines.pipeline import Pipeline
+
+log = logging.getLogger("parallax.monitor")
+
+ABORT_GRACE_S = 5.0  # after an abort, hosts get this long to wind down before teardown
+SECONDARY_GRACE_S = 3.0  # how long a "my peer failed" report waits for the peer's own report
+POLL_TIMEOUT_S = 5.0
+
+
+class Monitor:
+    def __init__(self, pipeline: Pipeline, hosts: dict[str, Any], groups: list[list[str]],
+                 interval: float) -> None:
+        self.pipeline = pipeline
+        self.hosts = dict(hosts)
+        self.groups = {"+".join(g): g for g in groups}
+        self.interval = interval
+        self.finished = threading.Event()
+        self.error: PipelineError | None = None
+        self.results: dict[str, Any] = {}
+        self._done = {h.wait_done.remote(): name for name, h in self.hosts.items()}
+        self._dead: set[str] = set()
+        self._prev: dict[str, ElementStats] = {}
+        self._prev_time: dict[str, float] = {}
+        self._stats = PipelineStats(state="PLAYING", frames_total=pipeline._frames_total)
+        self._memory_peak = 0
+        self._t0 = time.monotonic()
+        self._t_end: float | None = None
+        self._aborted_at: float | None = None
+        self._shutdown = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="parallax-monitor", daemon=True)
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join(timeout=ABORT_GRACE_S + POLL_TIMEOUT_S)
+
+    def shutdown(self) -> None:
+        self._shutdown.set()
+        self.abort_all()
+        self.join()
+
+    def abort_all(self) -> None:
+        if self._aborted_at is None:
+            self._aborted_at = time.monotonic()
+        for name, h in self.hosts.items():
+            if name not in self._dead:
+                h.stop.remote(False)
+
+    def latest(self, state: str) -> PipelineStats:
+        s = copy.copy(self._stats)
+        s.state = state
+        s.running_time = (self._t_end or time.monotonic()) - self._t0
+        return s
+
+    # -- the loop -------------------------------------------------------------
+    def _loop(self) -> None:
+        pending = dict(self._done)
+        secondary: PipelineError | None = None
+        secondary_deadline = 0.0
+        next_poll = time.monotonic()
+        try:
+            while pending:
+                now = time.monotonic()
+                if self._aborted_at is not None and now - self._aborted_at > ABORT_GRACE_S:
+                    log.warning("hosts %s did not stop in time; tearing down",
+                                ", ".join(pending.values()))
+                    break
+                if self._shutdown.is_set() and self._aborted_at is None:
+                    self.abort_all()
+                wait = max(0.0, min(next_poll - now, defaults.WAIT_SLICE_S))
+                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=wait)
+                for ref in ready:
+                    host = pending.pop(ref)
+                    failure = self._outcome(ref, host)
+                    if failure is None:
+                        continue
+                    err, is_secondary = failure
+                    if is_secondary:
+                        if secondary is None:
+                            secondary, secondary_deadline = err, now + SECONDARY_GRACE_S
+                    elif self.error is None:
+                        self.error = err
+                        self.abort_all()
+                if (secondary is not None and self.error is None
+                        and time.monotonic() > secondary_deadline):
+                    self.error = secondary
+                    self.abort_all()
+                if time.monotonic() >= next_poll:
+                    self._poll()
+                    next_poll = time.monotonic() + self.interval
+            if secondary is not None and self.error is None:
+                self.error = secondary
+            self._t_end = time.monotonic()
+            self._poll()
+            self._collect_results()
+        except Exception as exc:  # the monitor must always release waiters
+            log.exception("monitor failed")
+            if self.error is None:
+                self.error = PipelineError("driver", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._t_end = self._t_end or time.monotonic()
+            self.finished.set()
+
+    def _outcome(self, ref: Any, host: str) -> tuple[PipelineError, bool] | None:
+        try:
+            res = ray.get(ref, timeout=POLL_TIMEOUT_S)
+        except RayActorError as exc:
+            self._dead.add(host)
+            cause = "its actor died (process killed or crashed)"
+            return PipelineError(host, cause, str(exc).splitlines()[0] if str(exc) else ""), False
+        except RayError as exc:
+            self._dead.add(host)
+            return PipelineError(host, f"{type(exc).__name__}: {exc}"), False
+        if res.get("ok") or res.get("stopped"):
+            return None
+        if res.get("secondary"):
+            return PipelineError(res.get("peer") or res["element"], res["cause"]), True
+        return PipelineError(res["element"], res["cause"], res.get("details", "")), False
+
+    def _poll(self) -> None:
+        live = {n: h for n, h in self.hosts.items() if n not in self._dead}
+        refs = {h.stats.remote(): n for n, h in live.items()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_TIMEOUT_S)
+        snaps: dict[str, dict[str, Any]] = {}
+        for ref in ready:
+            try:
+                snaps[refs[ref]] = ray.get(ref, timeout=POLL_TIMEOUT_S)
+            except RayError:
+                self._dead.add(refs[ref])
+        if snaps:
+            self._compose(snaps)
+
+    def _compose(self, snaps: dict[str, dict[str, Any]]) -> None:
+        p = self.pipeline
+        stats = copy.copy(self._stats)
+        stats.elements = dict(stats.elements)
+        stats.edges = dict(p._edges)
+        for host, snap in snaps.items():
+            dt = snap["time"] - self._prev_time.get(host, snap["time"])
+            self._prev_time[host] = snap["time"]
+            node = p._node_of.get(host, {}).get("node_id", "")
+            for name, figures in snap["elements"].items():
+                es = build_element_stats(name, host, node, figures, snap, self._prev.get(name),
+                                         dt, p._is_sink(name))
+                stats.elements[name] = self._prev[name] = es
+            for edge in snap["edges"]:
+                e = stats.edges.get(edge["edge"])
+                if e is not None:
+                    e = copy.copy(e)
+                    for key in ("in_flight", "high_water", "sent", "bytes_sent", "drops", "held",
+                                "signal"):
+                        setattr(e, key, edge[key])
+                    stats.edges[e.name] = p._edges[e.name] = e
+        sinks = [s for n, s in stats.elements.items() if p._is_sink(n)]
+        stats.frames = max((s.buffers_in for s in sinks), default=0)
+        stats.bytes_written = sum(s.bytes_in for s in sinks)
+        e2e = [s.e2e_latency_ms for s in sinks if s.e2e_latency_ms is not None]
+        lat = [s.latency_ms for s in stats.elements.values() if s.latency_ms is not None]
+        stats.total_latency = (max(e2e) if e2e else sum(lat)) / 1000.0 if (e2e or lat) else None
+        store = object_store_stats()
+        self._memory_peak = max(self._memory_peak, store.used)
+        stats.memory_used, stats.memory_spilled = store.used, store.spilled
+        stats.memory_capacity, stats.memory_peak = store.capacity, self._memory_peak
+        stats.arena_reserved = getattr(p, "_arena_reserved", 0)
+        self._stats = stats
+
+    def _collect_results(self) -> None:
+        live = {n: h for n, h in self.hosts.items() if n not in self._dead}
+        refs = {h.results.remote(): n for n, h in live.items()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_TIMEOUT_S)
+        for ref in ready:
+            try:
+                self.results.update(ray.get(ref, timeout=POLL_TIMEOUT_S))
+            except RayError:
+                log.debug("results of %s unavailable", refs[ref])

@@ -1,0 +1,342 @@
+"""The Pipeline: build a graph of elements, then run it as Ray actors.
+
+States follow GStreamer: NULL -> READY (actors placed, caps negotiated, arena
+budget checked) -> PAUSED (sources idle) <-> PLAYING -> NULL.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ray
+
+from actors.element import Element, Placement, Sink
+from actors.errors import CapsError, ConfigError, PipelineError
+from actors.flow import Block
+from pipelines import defaults
+from pipelines.arena import EdgeBudget, StoreStats, check_budget, object_store_stats
+from pipelines.graph import Graph, Link
+from pipelines.monitor import Monitor
+from pipelines.placement import start_host, wait_placed
+from pipelines.runtime import ensure_ray
+from pipelines.stats import EdgeStats, ElementStats, PipelineStats, Progress
+
+log = logging.getLogger("parallax.pipeline")
+
+
+class State(enum.Enum):
+    NULL = "NULL"
+    READY = "READY"
+    PAUSED = "PAUSED"
+    PLAYING = "PLAYING"
+
+
+class Pipeline:
+    """A graph of elements run as Ray actors with bounded credit windows.
+
+    >>> p = Pipeline()
+    >>> src = p.add(TestPatternSource(num_frames=300))
+    >>> p.link(src, p.add(CollectSink()))
+    >>> stats = p.run()
+    """
+
+    def __init__(
+        self,
+        name: str = "pipeline",
+        fusion: bool = False,
+        placement_timeout: float = defaults.PLACEMENT_TIMEOUT_S,
+        stats_interval: float = defaults.STATS_INTERVAL_S,
+    ) -> None:
+        if placement_timeout <= 0 or stats_interval <= 0:
+            raise ConfigError("placement_timeout and stats_interval must be > 0 seconds")
+        self.name = name
+        self.fusion = fusion
+        self.placement_timeout = placement_timeout
+        self.stats_interval = stats_interval
+        self.graph = Graph()
+        self.state = State.NULL
+        self._id = f"{name}-{uuid.uuid4().hex[:8]}"
+        self._hosts: dict[str, Any] = {}
+        self._host_of: dict[str, str] = {}
+        self._groups: list[list[str]] = []
+        self._edges: dict[str, EdgeStats] = {}
+        self._budget: list[EdgeBudget] = []
+        self._frames_total: int | None = None
+        self._monitor: Monitor | None = None
+        self._results: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- building -------------------------------------------------------------
+    def add(self, element: Element, name: str | None = None,
+            placement: Placement | None = None) -> Element:
+        """Add an element; ``placement`` overrides the element's own default."""
+        self._require(State.NULL, "add elements")
+        self.graph.add(element, name, placement)
+        return element
+
+    def link(self, a: Element | str, b: Element | str, window: int | None = None,
+             fuse: bool | None = None) -> Link:
+        """Link ``a``'s output to ``b``'s input with a window of ``window`` credits."""
+        self._require(State.NULL, "link elements")
+        return self.graph.link(a, b, window, fuse)
+
+    def chain(self, *elements: Element, window: int | None = None) -> Pipeline:
+        """Add (if needed) and link elements one after another."""
+        for el in elements:
+            if not any(n.element is el for n in self.graph.nodes.values()):
+                self.add(el)
+        for a, b in zip(elements, elements[1:]):
+            self.link(a, b, window=window)
+        return self
+
+    # -- states ---------------------------------------------------------------
+    def prepare(self) -> Pipeline:
+        """NULL -> READY: place actors, negotiate caps, check the arena budget."""
+        if self.state is not State.NULL:
+            return self
+        order = self.graph.validate()
+        ensure_ray()
+        self._groups = self.graph.host_groups(self.fusion)
+        try:
+            self._start_hosts()
+            self._negotiate(order)
+        except BaseException:
+            self._teardown()
+            raise
+        self.state = State.READY
+        return self
+
+    def start(self) -> Pipeline:
+        """-> PLAYING. Returns at once; use wait() or run() to block."""
+        if self.state is State.NULL:
+            self.prepare()
+        if self.state is State.READY:
+            self._monitor = Monitor(self, self._hosts, self._groups, self.stats_interval)
+            # Consumers first, so that nothing is pushed to a host that is not running.
+            for group in reversed(self._groups):
+                ray.get(self._hosts[self._host_of[group[0]]].play.remote(),
+                        timeout=defaults.CONTROL_TIMEOUT_S)
+            self._monitor.start()
+            self.state = State.PLAYING
+        elif self.state is State.PAUSED:
+            self.resume()
+        return self
+
+    def pause(self) -> None:
+        """PLAYING -> PAUSED: sources stop producing; items in flight still drain."""
+        self._require(State.PLAYING, "pause")
+        ray.get([h.pause.remote() for h in self._source_hosts()],
+                timeout=defaults.CONTROL_TIMEOUT_S)
+        self.state = State.PAUSED
+
+    def resume(self) -> None:
+        self._require(State.PAUSED, "resume")
+        ray.get([h.play.remote() for h in self._source_hosts()],
+                timeout=defaults.CONTROL_TIMEOUT_S)
+        self.state = State.PLAYING
+
+    def stop(self, drain: bool = True, timeout: float = defaults.DRAIN_TIMEOUT_S) -> PipelineStats:
+        """End the run. ``drain`` sends EOS from the sources so sinks finalize their output."""
+        if self.state is State.NULL:
+            return self.stats()
+        if self._monitor is None:
+            self._teardown()
+            return self.stats()
+        if drain:
+            for h in self._source_hosts():
+                h.stop.remote(True)
+            if not self._monitor.finished.wait(timeout):
+                log.warning("EOS did not reach the sinks within %.0f s; aborting", timeout)
+                self._monitor.abort_all()
+        else:
+            self._monitor.abort_all()
+        return self.wait(timeout=defaults.CONTROL_TIMEOUT_S)
+
+    def wait(self, timeout: float | None = None) -> PipelineStats:
+        """Block until every sink saw EOS, or raise the first failure as PipelineError."""
+        if self._monitor is None:
+            raise ConfigError("wait(): the pipeline was not started; call start() or run()")
+        if not self._monitor.finished.wait(timeout):
+            raise TimeoutError(f"pipeline '{self.name}' still running after {timeout} s")
+        try:
+            self._monitor.join()
+            stats = self.stats()
+            if self._monitor.error is not None:
+                raise self._monitor.error
+            return stats
+        finally:
+            self._teardown()
+
+    def run(self, timeout: float | None = None) -> PipelineStats:
+        """Start, wait for the end of stream, tear down. Returns the final stats."""
+        try:
+            self.start()
+            return self.wait(timeout)
+        except BaseException:
+            self._teardown()
+            raise
+
+    def run_with_progress(self, callback: Callable[[Progress], None],
+                          timeout: float | None = None) -> PipelineStats:
+        """Like run(), calling ``callback`` with a Progress about once a second."""
+        self.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for stats in self.stats_stream(self.stats_interval):
+                callback(self.progress(stats))
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+            result = self.wait(timeout=0 if deadline is None else None)
+            callback(self.progress(result))
+            return result
+        except BaseException:
+            self._teardown()
+            raise
+
+    # -- observing ------------------------------------------------------------
+    def stats(self) -> PipelineStats:
+        if self._monitor is None:
+            return PipelineStats(state=self.state.value)
+        return self._monitor.latest(self.state.value)
+
+    def stats_stream(self, interval: float = defaults.STATS_INTERVAL_S) -> Iterator[PipelineStats]:
+        """Yield fresh stats every ``interval`` seconds until the pipeline finishes."""
+        if self._monitor is None:
+            raise ConfigError("stats_stream(): start the pipeline first")
+        while not self._monitor.finished.wait(interval):
+            yield self.stats()
+
+    def element_stats(self, name: str) -> ElementStats | None:
+        return self.stats().elements.get(name)
+
+    def edge(self, name: str) -> EdgeStats:
+        """The arena view of one edge, e.g. ``edge("src->sink").high_water_mark()``."""
+        edges = self.stats().edges
+        if name not in edges:
+            raise ConfigError(f"no edge '{name}'; edges are: {', '.join(edges) or 'none'}")
+        return edges[name]
+
+    def progress(self, stats: PipelineStats | None = None) -> Progress:
+        s = stats or self.stats()
+        remaining = None
+        if s.frames_total and s.frames and s.running_time > 0:
+            remaining = max(0.0, (s.frames_total - s.frames) * s.running_time / s.frames)
+        drops = sum(e.drops for e in s.elements.values())
+        return Progress(s.frames, s.frames_total, s.bytes_written, s.running_time, remaining,
+                        fps=s.fps, drops=drops)
+
+    def results(self, name: Element | str) -> Any:
+        """What an element exposes through ``Element.results()``, collected at the end."""
+        key = self.graph.name_of(name)
+        if key in self._results:
+            return self._results[key]
+        host = self._host_of.get(key)
+        if host is None or host not in self._hosts:
+            raise ConfigError(f"no results for '{key}': the pipeline has not run")
+        return ray.get(self._hosts[host].results.remote(),
+                       timeout=defaults.CONTROL_TIMEOUT_S)[key]
+
+    def describe(self) -> str:
+        """Which elements share a host (fusion), one host per line."""
+        groups = self._groups or self.graph.host_groups(self.fusion)
+        return "\n".join(" | ".join(g) for g in groups)
+
+    @property
+    def store(self) -> StoreStats:
+        return object_store_stats()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._teardown()
+
+    # -- internals ------------------------------------------------------------
+    def _require(self, state: State, action: str) -> None:
+        if self.state is not state:
+            raise ConfigError(f"cannot {action} while the pipeline is {self.state.value}")
+
+    def _source_hosts(self) -> list[Any]:
+        return [self._hosts[self._host_of[g[0]]] for g in self._groups
+                if not self.graph.inputs(g[0])]
+
+    def _start_hosts(self) -> None:
+        placements = {}
+        for group in self._groups:
+            host = "+".join(group)
+            node = self.graph.nodes[group[0]]
+            self._hosts[host] = start_host(self._id, host,
+                                           [self.graph.nodes[n].element for n in group],
+                                           node.placement)
+            placements[host] = node.placement
+            for n in group:
+                self._host_of[n] = host
+        self._node_of = wait_placed(self._hosts, placements, self.placement_timeout)
+
+    def _negotiate(self, order: list[str]) -> None:
+        caps: dict[str, Any] = {}
+        for group in self._groups:
+            host = self._host_of[group[0]]
+            ins = self.graph.inputs(group[0])
+            reply = ray.get(
+                self._hosts[host].negotiate.remote([caps[lk.producer] for lk in ins],
+                                                   [lk.producer for lk in ins]),
+                timeout=defaults.CONTROL_TIMEOUT_S,
+            )
+            if "error" in reply:
+                raise (CapsError if reply["config"] else PipelineError)(
+                    *([reply["error"]] if reply["config"] else [group[0], reply["error"]])
+                )
+            if reply["frames_total"] is not None:
+                self._frames_total = max(self._frames_total or 0, reply["frames_total"])
+            caps[group[-1]] = reply["caps"]
+        self._connect(caps)
+
+    def _connect(self, caps: dict[str, Any]) -> None:
+        inputs: dict[str, dict[str, int]] = {h: {} for h in self._hosts}
+        outputs: dict[str, list[dict[str, Any]]] = {h: [] for h in self._hosts}
+        for lk in self.graph.links:
+            hp, hc = self._host_of[lk.producer], self._host_of[lk.consumer]
+            if hp == hc:
+                continue  # fused: called in-process, no credits
+            from_source = not self.graph.inputs(lk.producer)
+            window, slot = defaults.default_slot(caps[lk.producer], from_source)
+            window = lk.window or window
+            src_el = self.graph.nodes[lk.producer].element
+            policy = src_el.flow_policy() if from_source else Block()
+            inputs[hc][lk.edge_id] = window
+            outputs[hp].append({"edge": lk.edge_id, "consumer": self._hosts[hc],
+                                "consumer_name": lk.consumer, "window": window,
+                                "policy": policy})
+            nodes = (self._node_of[hp]["node_id"], self._node_of[hc]["node_id"])
+            self._budget.append(EdgeBudget(lk.edge_id, window, slot, nodes))
+            self._edges[lk.edge_id] = EdgeStats(lk.edge_id, lk.producer, lk.consumer, window,
+                                                slot, policy=policy.describe())
+        self._arena_reserved = check_budget(self._budget)
+        ray.get([self._hosts[h].connect.remote(inputs[h], outputs[h]) for h in self._hosts],
+                timeout=defaults.CONTROL_TIMEOUT_S)
+
+    def _is_sink(self, name: str) -> bool:
+        return isinstance(self.graph.nodes[name].element, Sink) or not self.graph.outputs(name)
+
+    def _teardown(self) -> None:
+        with self._lock:
+            if not self._hosts:
+                self.state = State.NULL
+                return
+            if self._monitor is not None:
+                self._monitor.shutdown()
+                self._results = self._monitor.results
+            for h in self._hosts.values():
+                try:
+                    ray.kill(h, no_restart=True)
+                except Exception:
+                    log.debug("kill failed", exc_info=True)
+            self._hosts.clear()
+            self.state = State.NULL

@@ -1,0 +1,103 @@
+"""Placing hosts on nodes: Ray resources and label selectors, with a bounded wait.
+
+Ray leaves an actor pending forever when no node can take it. We check the
+request against the live nodes first, for an immediate and precise error, and
+then bound the wait for the actor to come up, for everything a static check
+cannot see (resources all taken, nodes still joining).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from actors.element import Element, Placement
+from actors.errors import PlacementError
+from pipelines.host import ElementHost
+
+# An async actor serves one push per credit of every input edge, plus control calls.
+HOST_MAX_CONCURRENCY = 1000
+
+_HostActor = ray.remote(ElementHost)
+
+
+def _label_matches(want: str, have: str | None) -> bool:
+    """Ray's selector syntax: "v", "!v", "in(a,b)" and "!in(a,b)"."""
+    negate = want.startswith("!")
+    want = want[1:] if negate else want
+    if want.startswith("in(") and want.endswith(")"):
+        hit = have in {v.strip() for v in want[3:-1].split(",")}
+    else:
+        hit = have == want
+    return hit != negate
+
+
+def node_fits(node: dict[str, Any], placement: Placement) -> bool:
+    labels = node.get("Labels") or {}
+    if not all(_label_matches(v, labels.get(k)) for k, v in placement.label_selector.items()):
+        return False
+    res = node.get("Resources") or {}
+    asks = dict(placement.resources)
+    if placement.num_cpus:
+        asks["CPU"] = placement.num_cpus
+    if placement.num_gpus:
+        asks["GPU"] = placement.num_gpus
+    return all(res.get(k, 0) >= v for k, v in asks.items())
+
+
+def check_feasible(host: str, placement: Placement) -> None:
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    if any(node_fits(n, placement) for n in nodes):
+        return
+    seen = "; ".join(
+        f"{n['NodeID'][:8]}: labels "
+        f"{ {k: v for k, v in (n.get('Labels') or {}).items() if not k.startswith('ray.io/')} } "
+        f"resources { {k: v for k, v in n['Resources'].items() if not k.startswith('node:')} }"
+        for n in nodes
+    )
+    raise PlacementError(
+        f"no node can host '{host}': it asks for label_selector={placement.label_selector} "
+        f"resources={placement.resources} num_cpus={placement.num_cpus} "
+        f"num_gpus={placement.num_gpus}, and the {len(nodes)} live node(s) offer: {seen}. "
+        "Start a node with matching labels/resources (see cluster/), or change the placement"
+    )
+
+
+def start_host(pipeline: str, name: str, elements: list[Element], placement: Placement) -> Any:
+    check_feasible(name, placement)
+    options: dict[str, Any] = {
+        "num_cpus": placement.num_cpus,
+        "num_gpus": placement.num_gpus,
+        "resources": dict(placement.resources),
+        "max_concurrency": HOST_MAX_CONCURRENCY,
+        "max_restarts": 0,
+        "name": f"parallax:{pipeline}:{name}",
+        "namespace": "parallax",
+        "get_if_exists": False,
+    }
+    if placement.label_selector:
+        options["label_selector"] = dict(placement.label_selector)
+    return _HostActor.options(**options).remote(pipeline, elements)
+
+
+def wait_placed(hosts: dict[str, Any], placements: dict[str, Placement],
+                timeout: float) -> dict[str, dict[str, Any]]:
+    """Wait until every host actor runs; raise PlacementError for those that don't in time."""
+    refs = {name: h.ready.remote() for name, h in hosts.items()}
+    ready, pending = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
+    info: dict[str, dict[str, Any]] = {}
+    for name, ref in refs.items():
+        if ref in pending:
+            p = placements[name]
+            raise PlacementError(
+                f"'{name}' was not placed within {timeout:g} s: no node with "
+                f"label_selector={p.label_selector} resources={p.resources} has room for it. "
+                "Free resources, add a node, or raise placement_timeout"
+            )
+        try:
+            info[name] = ray.get(ref, timeout=timeout)
+        except (RayActorError, GetTimeoutError) as exc:
+            raise PlacementError(f"'{name}' failed to start: {exc}") from exc
+    return info

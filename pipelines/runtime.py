@@ -1,0 +1,39 @@
+"""Connecting to Ray: an embedded local instance unless a cluster address is given."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+log = logging.getLogger("parallax.runtime")
+
+LOOPBACK = "127.0.0.1"
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to ``address`` (or $RAY_ADDRESS); with neither, start a local Ray on loopback.
+
+    Token authentication stays on (Ray's default); jobs submitted with
+    ``ray job submit`` connect to their cluster through $RAY_ADDRESS.
+    """
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace="parallax", log_to_driver=True)
+        return
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        namespace="parallax",
+        _node_ip_address=LOOPBACK,
+        log_to_driver=True,
+    )
+    log.info("started a local Ray instance (no cluster address given)")
+
+
+def shutdown_ray() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
