@@ -7,7 +7,7 @@ their own elements and pipelines the same way we do.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from actors.element import Sink, Source, Transform
@@ -161,6 +161,18 @@ class StallingPassThrough(Transform):
 
     def results(self) -> dict[str, Any]:
         return {"seen": self.seen, "stalls": self.stalls}
+
+
+class MapTransform(Transform):
+    """Applies ``fn`` to every item (as Ray Data's map does); ``None`` results are dropped."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def process(self, item: Any) -> Iterable[Any]:
+        out = self.fn(item)
+        return () if out is None else (out,)
 
 
 def _key(item: Any) -> Any:

@@ -148,8 +148,9 @@ class EdgeSender:
         self._seq += 1
         self._inflight.append(ref)
         self.high_water = max(self.high_water, len(self._inflight))
-        self.sent += 1
-        self.bytes_sent += out.nbytes
+        if out.item is not EOS:
+            self.sent += 1
+            self.bytes_sent += out.nbytes
 
     # -- used by the host -----------------------------------------------------
     def offer(self, out: Outgoing) -> None:

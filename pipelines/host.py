@@ -63,7 +63,9 @@ class ElementHost:
         self.current = self.names[0]
         self.signal = FlowSignal.Ok
         self.signal_log: list[str] = []
+        self.reordered = 0  # items that arrived ahead of their turn (Ray reordered the calls)
         self.metrics = HostMetrics(pipeline, self.names)
+        _quiet_blocking_get_warning()
 
     # -- setup, driven by the driver ------------------------------------------
     async def ready(self) -> dict[str, Any]:
@@ -119,7 +121,9 @@ class ElementHost:
         fut = self.loop.create_future()
         self.pending.add(fut)
         try:
-            for entry in self.reorder[edge].put(seq, (payload, fut, time.perf_counter())):
+            ready = self.reorder[edge].put(seq, (payload, fut, time.perf_counter()))
+            self.reordered += not ready
+            for entry in ready:
                 self.mailbox.put((edge, *entry))
         except RuntimeError as exc:
             self.pending.discard(fut)
@@ -139,6 +143,7 @@ class ElementHost:
                 "last_buffer_time": c.last_buffer_time, "errors": c.errors, "drops": c.drops,
                 "latencies": list(c.latencies), "e2e_latencies": list(c.e2e_latencies),
             }
+        elements[self.names[0]]["reordered"] = self.reordered
         owner = self._sender_owner()
         senders = [s.snapshot() for s in self.senders]
         elements[owner]["drops"] += sum(s["drops"] for s in senders)
@@ -152,6 +157,7 @@ class ElementHost:
             "credits_total": sum(s["window"] for s in senders),
             "signal": self.signal.value,
             "signal_log": list(self.signal_log),
+            "reordered": self.reordered,
         }
         self.metrics.update(snap)
         return snap
@@ -311,6 +317,17 @@ class ElementHost:
         self.abort.set()
         if self.worker is None or not self.worker.is_alive():
             self._finish({"ok": False, "stopped": True})
+
+
+def _quiet_blocking_get_warning() -> None:
+    """Our blocking ray.get calls run on the worker thread, never on the event loop, so
+    Ray's once-per-process warning about blocking gets in async actors does not apply."""
+    try:
+        import ray._private.worker as ray_worker
+
+        ray_worker.blocking_get_inside_async_warned = True
+    except (ImportError, AttributeError):
+        pass
 
 
 def _describe(exc: BaseException) -> str:

@@ -41,6 +41,9 @@ class ElementStats:
     drops: int = 0
     blocked_time: float = 0.0
     """Seconds a source waited for credits (it was held back)."""
+    reordered: int = 0
+    """Items that reached this element's host ahead of their turn and waited in the
+    reorder buffer (Ray does not keep call order on async actors)."""
     mailbox_depth: int = 0
     credits_in_use: int = 0
     credits_total: int = 0
@@ -183,6 +186,7 @@ def build_element_stats(
         errors=figures["errors"],
         drops=figures["drops"],
         blocked_time=figures["blocked_time"],
+        reordered=figures.get("reordered", 0),
         mailbox_depth=host_snap["mailbox_depth"],
         credits_in_use=host_snap["credits_in_use"],
         credits_total=host_snap["credits_total"],

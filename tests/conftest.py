@@ -1,0 +1,25 @@
+"""One local Ray instance for the whole test session, on loopback, no dashboard."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+
+from pipelines.runtime import FREE_OBJECTS_PERIOD_MS
+
+TEST_OBJECT_STORE_BYTES = 2 * 1024**3  # fixed, so that budget checks are deterministic
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            namespace="parallax-tests",
+            object_store_memory=TEST_OBJECT_STORE_BYTES,
+            _node_ip_address="127.0.0.1",
+            _system_config={"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS},
+        )
+    yield ray
+    ray.shutdown()
