@@ -8,13 +8,14 @@ cannot see (resources all taken, nodes still joining).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from actors.element import Element, Placement
-from actors.errors import PlacementError
+from actors.errors import ConfigError, PipelineError, PlacementError
 from pipelines.host import ElementHost
 
 # An async actor serves one push per credit of every input edge, plus control calls.
@@ -99,5 +100,13 @@ def wait_placed(hosts: dict[str, Any], placements: dict[str, Placement],
         try:
             info[name] = ray.get(ref, timeout=timeout)
         except (RayActorError, GetTimeoutError) as exc:
-            raise PlacementError(f"'{name}' failed to start: {exc}") from exc
+            missing = re.search(r"No module named '([^']+)'", str(exc))
+            if missing:
+                raise ConfigError(
+                    f"'{name}' cannot start on its node: module '{missing.group(1)}' is not "
+                    "importable there; pip install it on every node, or pass it to Ray with "
+                    "runtime_env={'py_modules': [...]} or {'working_dir': ...}"
+                ) from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PipelineError(name, f"failed to start: {first}") from exc
     return info

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import ray
 
@@ -19,6 +21,8 @@ def ray_session():
             namespace="parallax-tests",
             object_store_memory=TEST_OBJECT_STORE_BYTES,
             _node_ip_address="127.0.0.1",
+            # Elements defined in test modules must be importable by the workers.
+            runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}},
             _system_config={"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS},
         )
     yield ray
