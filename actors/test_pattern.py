@@ -204,7 +204,7 @@ class TestPatternSource(Source):
 
     def _finish(self, rgb: np.ndarray) -> np.ndarray:
         if self.settings.format == "rgba":
-            out = np.empty(rgb.shape[:2] + (4,), np.uint8)
+            out = np.empty((*rgb.shape[:2], 4), np.uint8)
             out[..., :3] = rgb
             out[..., 3] = 255
             return out
@@ -223,7 +223,9 @@ def _rate(value: Any) -> Fraction:
     try:
         return Fraction(value).limit_denominator(1001000)
     except (TypeError, ValueError, ZeroDivisionError):
-        raise ConfigError(f"rate={value!r}: give frames per second, e.g. 30 or 30000/1001") from None
+        raise ConfigError(
+            f"rate={value!r}: give frames per second, e.g. 30 or 30000/1001"
+        ) from None
 
 
 def draw_timecode(plane: np.ndarray, n: int, high: int = 255, low: int = 0) -> None:

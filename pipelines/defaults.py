@@ -44,8 +44,7 @@ def default_slot(caps: Caps, from_source: bool) -> tuple[int, int]:
     if caps.kind == RAW_VIDEO:
         return LARGE_SLOT_COUNT, caps.slot_size or LARGE_SLOT_SIZE
     encoded = caps.kind in (ENCODED_VIDEO, ENCODED_SEGMENT)
+    count = MEDIUM_SLOT_COUNT if encoded else SMALL_SLOT_COUNT
     if from_source:
         count = SOURCE_SLOT_COUNT
-    else:
-        count = MEDIUM_SLOT_COUNT if encoded else SMALL_SLOT_COUNT
     return count, caps.slot_size or (MEDIUM_SLOT_SIZE if encoded else SMALL_SLOT_SIZE)

@@ -131,7 +131,12 @@ class Graph:
                 if indegree[lk.consumer] == 0:
                     ready.append(lk.consumer)
         if len(order) != len(self.nodes):
-            stuck = sorted(n for n, d in indegree.items() if d > 0)
+            stuck = {n for n, d in indegree.items() if d > 0}
+            # Peel off what merely hangs below the cycle, so the message names the loop.
+            while peel := {n for n in stuck
+                           if not any(lk.consumer in stuck for lk in self.outputs(n))}:
+                stuck -= peel
+            stuck = sorted(stuck)
             raise ConfigError(
                 f"the pipeline has a cycle through {', '.join(stuck)}; media pipelines must be "
                 "acyclic, so remove one of the links between them"

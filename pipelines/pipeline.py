@@ -7,6 +7,7 @@ budget checked) -> PAUSED (sources idle) <-> PLAYING -> NULL.
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import threading
 import time
@@ -91,7 +92,7 @@ class Pipeline:
         for el in elements:
             if not any(n.element is el for n in self.graph.nodes.values()):
                 self.add(el)
-        for a, b in zip(elements, elements[1:]):
+        for a, b in itertools.pairwise(elements):
             self.link(a, b, window=window)
         return self
 

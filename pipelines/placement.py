@@ -87,7 +87,7 @@ def wait_placed(hosts: dict[str, Any], placements: dict[str, Placement],
                 timeout: float) -> dict[str, dict[str, Any]]:
     """Wait until every host actor runs; raise PlacementError for those that don't in time."""
     refs = {name: h.ready.remote() for name, h in hosts.items()}
-    ready, pending = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
+    _, pending = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
     info: dict[str, dict[str, Any]] = {}
     for name, ref in refs.items():
         if ref in pending:

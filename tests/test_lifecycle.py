@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
 
 import pytest
 
-from actors.errors import CapsError, PipelineError
 from actors.element import Sink
+from actors.errors import CapsError, PipelineError
 from actors.test_pattern import TestPatternSource
 from actors.testing import CollectSink, ListSource, StallingPassThrough
 from actors.types import ENCODED_VIDEO
@@ -22,7 +23,7 @@ def chain(*named, window=4, fusion=False, name="life"):
     p = Pipeline(name, fusion=fusion)
     for n, el in named:
         p.add(el, name=n)
-    for (a, _), (b, _) in zip(named, named[1:]):
+    for (a, _), (b, _) in itertools.pairwise(named):
         p.link(a, b, window=window)
     return p
 
