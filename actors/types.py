@@ -134,18 +134,23 @@ class Caps:
     profile: str | None = None
     extradata: bytes | None = None
     slot_size: int | None = None
+    time_base: Fraction | None = None
+    """Unit of the items' timestamps, so that every element keeps them exact."""
 
     @classmethod
     def raw_video(
-        cls, pixel_format: str, width: int, height: int, rate: Fraction | float | None = None
+        cls, pixel_format: str, width: int, height: int, rate: Fraction | float | None = None,
+        time_base: Fraction | None = None,
     ) -> Caps:
+        rate = None if rate is None else Fraction(rate).limit_denominator(1001000)
         return cls(
             kind=RAW_VIDEO,
             format=pixel_format,
             width=width,
             height=height,
-            rate=None if rate is None else Fraction(rate).limit_denominator(1001000),
+            rate=rate,
             slot_size=frame_nbytes(pixel_format, width, height),
+            time_base=time_base or (1 / rate if rate else None),
         )
 
     @classmethod
@@ -157,6 +162,7 @@ class Caps:
         rate: Fraction | float | None = None,
         profile: str | None = None,
         extradata: bytes | None = None,
+        time_base: Fraction | None = None,
     ) -> Caps:
         return cls(
             kind=ENCODED_VIDEO,
@@ -166,6 +172,7 @@ class Caps:
             rate=None if rate is None else Fraction(rate).limit_denominator(1001000),
             profile=profile,
             extradata=extradata,
+            time_base=time_base,
         )
 
     @classmethod

@@ -1,0 +1,132 @@
+"""The encoder family's shared interface: codecs, backends, config and VideoEncoderBackend."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from fractions import Fraction
+
+from actors.errors import ConfigError
+from actors.types import Frame, Packet
+
+DEFAULT_PRESET = "veryfast"  # libx264/libx265 speed preset; hardware backends map their own
+DEFAULT_CRF = 23  # constant quality when no bitrate is given (x264's default)
+MAX_BITRATE = 1_000_000_000  # 1 Gbps: anything above is a typo, not a setting
+MAX_GOP = 10_000  # frames
+
+
+class _Named(enum.Enum):
+    """Enums that accept their string names, as PyAV's do ("h264", "H264")."""
+
+    @classmethod
+    def parse(cls, value: object) -> _Named:
+        if isinstance(value, cls):
+            return value
+        key = str(value).strip().lower()
+        for member in cls:
+            if key in (member.value, member.name.lower()):
+                return member
+        choices = ", ".join(m.value for m in cls)
+        raise ConfigError(f"unknown {cls.__name__} {value!r}; use one of {choices}")
+
+
+class VideoCodec(_Named):
+    H264 = "h264"
+    H265 = "h265"
+    AV1 = "av1"
+    VP9 = "vp9"
+
+    @property
+    def mp4_tag(self) -> str:
+        """The name FFmpeg's muxers use for this codec."""
+        return {"h264": "h264", "h265": "hevc", "av1": "av1", "vp9": "vp9"}[self.value]
+
+
+class EncoderBackend(_Named):
+    Auto = "auto"
+    Software = "software"
+    Nvenc = "nvenc"
+    Qsv = "qsv"
+    Vaapi = "vaapi"
+    V4l2M2M = "v4l2m2m"
+    VulkanVideo = "vulkan"
+
+
+# FFmpeg encoder names per backend and codec; a missing pair is unsupported.
+ENCODER_NAMES: dict[EncoderBackend, dict[VideoCodec, str]] = {
+    EncoderBackend.Software: {VideoCodec.H264: "libx264", VideoCodec.H265: "libx265",
+                              VideoCodec.AV1: "libsvtav1", VideoCodec.VP9: "libvpx-vp9"},
+    EncoderBackend.Nvenc: {VideoCodec.H264: "h264_nvenc", VideoCodec.H265: "hevc_nvenc",
+                           VideoCodec.AV1: "av1_nvenc"},
+    EncoderBackend.Qsv: {VideoCodec.H264: "h264_qsv", VideoCodec.H265: "hevc_qsv",
+                         VideoCodec.AV1: "av1_qsv", VideoCodec.VP9: "vp9_qsv"},
+    EncoderBackend.Vaapi: {VideoCodec.H264: "h264_vaapi", VideoCodec.H265: "hevc_vaapi",
+                           VideoCodec.AV1: "av1_vaapi", VideoCodec.VP9: "vp9_vaapi"},
+    EncoderBackend.V4l2M2M: {VideoCodec.H264: "h264_v4l2m2m", VideoCodec.H265: "hevc_v4l2m2m"},
+}
+
+# What Auto tries, best first: dedicated hardware, then the CPU.
+AUTO_ORDER = (EncoderBackend.Nvenc, EncoderBackend.Qsv, EncoderBackend.Vaapi,
+              EncoderBackend.V4l2M2M, EncoderBackend.Software)
+
+
+@dataclass(frozen=True)
+class VideoEncoderConfig:
+    width: int
+    height: int
+    framerate: Fraction
+    codec: VideoCodec = VideoCodec.H264
+    backend: EncoderBackend = EncoderBackend.Auto
+    bitrate: int | None = None
+    """Bits per second; None encodes at constant quality (crf)."""
+    crf: int | None = None
+    """Constant rate factor, 0-51 (lower is better); default 23 when no bitrate is set."""
+    gop: int | None = None
+    """Frames between keyframes; None lets the encoder choose (x264: 250)."""
+    preset: str | None = None
+    """Speed/quality preset, passed to the encoder (x264: ultrafast ... veryslow)."""
+    time_base: Fraction | None = None
+    """Timestamps' unit; None uses 1/framerate."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codec", VideoCodec.parse(self.codec))
+        object.__setattr__(self, "backend", EncoderBackend.parse(self.backend))
+        if self.width < 2 or self.height < 2 or self.width % 2 or self.height % 2:
+            raise ConfigError(
+                f"encoder size {self.width}x{self.height}: 4:2:0 encoding needs an even width "
+                "and height; scale to an even size first"
+            )
+        if not self.framerate or self.framerate <= 0:
+            raise ConfigError(f"framerate={self.framerate}: must be > 0")
+        if self.bitrate is not None and not 1000 <= self.bitrate <= MAX_BITRATE:
+            raise ConfigError(f"bitrate={self.bitrate}: must be 1k to 1G bits per second")
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise ConfigError(f"crf={self.crf}: must be 0-51 (x264/x265) or 0-63 (AV1/VP9)")
+        if self.gop is not None and not 1 <= self.gop <= MAX_GOP:
+            raise ConfigError(f"gop={self.gop}: must be 1-{MAX_GOP} frames")
+
+
+class VideoEncoderBackend:
+    """One way of encoding frames (the plan's trait). Implementations wrap FFmpeg encoders."""
+
+    name: str = ""
+    """The FFmpeg encoder used, e.g. "libx264"."""
+    extradata: bytes | None = None
+    """Global headers (SPS/PPS), for the muxer's avcC/hvcC."""
+    profile: str | None = None
+
+    def encode(self, frame: Frame) -> list[Packet]:
+        raise NotImplementedError
+
+    def flush(self) -> list[Packet]:
+        raise NotImplementedError
+
+    def codec(self) -> VideoCodec:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the encoder (and its device)."""
+
+
+class EncoderUnavailable(ConfigError):
+    """A backend that this host cannot run, with the reason."""
