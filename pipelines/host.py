@@ -21,7 +21,7 @@ from typing import Any
 import ray
 
 from actors.element import Element, Source
-from actors.errors import ConfigError
+from actors.errors import ConfigError, ParallaxError
 from actors.flow import FlowSignal
 from actors.types import EOS, Caps
 from pipelines.defaults import WAIT_SLICE_S
@@ -81,8 +81,10 @@ class ElementHost:
                 caps, peers = [el.negotiate(caps, peers)], [el.name]
             frames_total = self.elements[0].frames_total() if self.is_source else None
             return {"caps": caps[0], "frames_total": frames_total}
+        except ParallaxError as exc:
+            return {"error": str(exc), "kind": type(exc).__name__}
         except Exception as exc:
-            return {"error": _describe(exc), "config": isinstance(exc, ConfigError)}
+            return {"error": _describe(exc), "kind": None}
 
     async def connect(self, inputs: dict[str, int], outputs: list[dict[str, Any]]) -> None:
         self.reorder = {edge: ReorderBuffer(window) for edge, window in inputs.items()}

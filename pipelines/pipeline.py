@@ -17,8 +17,9 @@ from typing import Any
 
 import ray
 
+from actors import errors
 from actors.element import Element, Placement, Sink
-from actors.errors import CapsError, ConfigError, PipelineError
+from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block
 from pipelines import defaults
 from pipelines.arena import EdgeBudget, StoreStats, check_budget, object_store_stats
@@ -291,9 +292,7 @@ class Pipeline:
                 timeout=defaults.CONTROL_TIMEOUT_S,
             )
             if "error" in reply:
-                raise (CapsError if reply["config"] else PipelineError)(
-                    *([reply["error"]] if reply["config"] else [group[0], reply["error"]])
-                )
+                raise _setup_error(reply, self._host_of[group[0]])
             if reply["frames_total"] is not None:
                 self._frames_total = max(self._frames_total or 0, reply["frames_total"])
             caps[group[-1]] = reply["caps"]
@@ -341,3 +340,11 @@ class Pipeline:
                     log.debug("kill failed", exc_info=True)
             self._hosts.clear()
             self.state = State.NULL
+
+
+def _setup_error(reply: dict[str, Any], host: str) -> Exception:
+    """The error a host reported during negotiation, as the class it was raised with."""
+    cls = getattr(errors, reply["kind"] or "", None)
+    if isinstance(cls, type) and issubclass(cls, ParallaxError) and cls is not PipelineError:
+        return cls(reply["error"])
+    return PipelineError(host, reply["error"])

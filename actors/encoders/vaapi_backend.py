@@ -56,7 +56,8 @@ def vaapi_unavailable(codec: VideoCodec) -> str | None:
     if name is None:
         return f"VA-API: no {codec.value} encoder wired up (h264 and h265 are)"
     if not render_nodes():
-        return "no VA-API: no render node (/dev/dri/renderD*); needs an Intel/AMD GPU and its driver"
+        return ("no VA-API: no render node (/dev/dri/renderD*); "
+                "needs an Intel/AMD GPU and its driver")
     if not shutil.which("ffmpeg"):
         return "no VA-API: the system ffmpeg is missing (apt-get install ffmpeg)"
     if name not in system_ffmpeg_encoders():

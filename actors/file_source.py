@@ -1,0 +1,151 @@
+"""FileSource: demux and decode any video file FFmpeg reads (MP4, MKV, WebM, TS...)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from actors.element import Source
+from actors.errors import ConfigError, MediaError
+from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame
+
+log = logging.getLogger("parallax.file_source")
+
+OUTPUT_FORMATS = ("yuv420p", "nv12", "rgba", "bgra")
+
+
+@dataclass(frozen=True)
+class FileSourceSettings:
+    path: str
+    """The file to read, on the node where the source runs."""
+    format: str | None = None
+    """Pixel format out; None keeps the decoded one where possible (else yuv420p, or rgba
+    for odd sizes, which 4:2:0 cannot represent)."""
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.format not in OUTPUT_FORMATS:
+            raise ConfigError(f"format={self.format!r}: use one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def open_video(path: str) -> tuple[Any, Any]:
+    """Open ``path`` and its first video stream, or raise MediaError saying why not."""
+    if not os.path.exists(path):
+        raise MediaError(f"input {path!r} does not exist; check the path")
+    if os.path.isdir(path):
+        raise MediaError(f"input {path!r} is a directory; give a media file")
+    if os.path.getsize(path) == 0:
+        raise MediaError(f"input {path!r} is empty (0 bytes)")
+    try:
+        container = av.open(path)
+    except av.FFmpegError as exc:
+        raise MediaError(
+            f"input {path!r} is not a media file FFmpeg can read, or it is truncated "
+            f"(e.g. an MP4 cut before its moov box): {exc.strerror or exc}"
+        ) from None
+    if not container.streams.video:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+        container.close()
+        raise MediaError(f"input {path!r} has no video stream (it has: {kinds})")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or not stream.codec_context.width:
+        container.close()
+        raise MediaError(f"input {path!r}: its video stream cannot be decoded "
+                         f"(codec {stream.codec_context.name if stream.codec_context else '?'})")
+    return container, stream
+
+
+class FileSource(Source):
+    """Decodes the first video stream of a file, keeping its timestamps exact."""
+
+    def __init__(self, path: str | None = None, settings: FileSourceSettings | None = None,
+                 **options: Any) -> None:
+        super().__init__()
+        self.settings = settings or FileSourceSettings(path=path, **options)
+        self.container = None
+        self.stream = None
+        self.decoded = 0
+        self.corrupt_packets = 0
+        self.expected: int | None = None
+        self._frames: Iterator[av.VideoFrame] | None = None
+
+    def configure(self, caps_in: Caps | None) -> Caps:
+        self.container, self.stream = open_video(self.settings.path)
+        s = self.stream
+        w, h = s.codec_context.width, s.codec_context.height
+        rate = s.average_rate or s.guessed_rate or Fraction(30)
+        self.format = self._pick_format(s.codec_context.pix_fmt, w, h)
+        self.expected = s.frames or (
+            round(float(s.duration * s.time_base) * rate) if s.duration else None)
+        return Caps.raw_video(self.format, w, h, rate, time_base=s.time_base)
+
+    def _pick_format(self, decoded: str | None, w: int, h: int) -> str:
+        odd = w % 2 or h % 2
+        wanted = self.settings.format
+        if wanted in SUBSAMPLED_FORMATS and odd:
+            raise ConfigError(f"format={wanted} cannot hold the input's odd size {w}x{h}; "
+                              "use rgba or leave format unset")
+        if wanted:
+            return wanted
+        if odd:
+            return "rgba"
+        return decoded if decoded in OUTPUT_FORMATS else "yuv420p"
+
+    def frames_total(self) -> int | None:
+        return self.expected
+
+    def start(self) -> None:
+        if self.container is None:
+            self.configure(None)
+        self._frames = self._decode()
+
+    def produce(self) -> Any:
+        vf = next(self._frames, None)
+        if vf is None:
+            self._report_loss()
+            return EOS
+        self.decoded += 1
+        tb = vf.time_base or self.stream.time_base
+        return Frame(vf.to_ndarray(format=self.format), self.format, vf.width, vf.height,
+                     pts=vf.pts, time_base=tb, duration=vf.duration or None,
+                     meta={"seq": self.decoded - 1})
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        """Decode what can be decoded; corrupt packets are counted and skipped."""
+        try:
+            for packet in self.container.demux(self.stream):
+                try:
+                    yield from packet.decode()
+                except av.InvalidDataError:
+                    self.corrupt_packets += 1
+        except av.FFmpegError as exc:  # a truncated or damaged container
+            log.warning("%s: demuxing stopped early: %s", self.settings.path, exc)
+            self.corrupt_packets += 1
+
+    def _report_loss(self) -> None:
+        lost = (self.expected - self.decoded) if self.expected else 0
+        if lost > 0 or self.corrupt_packets:
+            log.warning("%s: input truncated or damaged: decoded %d of %s frames (%d lost, "
+                        "%d corrupt packets skipped)", self.settings.path, self.decoded,
+                        self.expected, max(lost, 0), self.corrupt_packets)
+
+    def close(self, ok: bool) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+    def results(self) -> dict[str, Any]:
+        lost = max(0, (self.expected or 0) - self.decoded) if self.expected else None
+        return {"decoded": self.decoded, "expected": self.expected, "lost": lost,
+                "corrupt_packets": self.corrupt_packets}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Open containers stay on the node that opened them; a copy reopens the file.
+        state = dict(self.__dict__)
+        state.update(container=None, stream=None, _frames=None)
+        return state
