@@ -168,12 +168,11 @@ class Pipeline:
             raise TimeoutError(f"pipeline '{self.name}' still running after {timeout} s")
         try:
             self._monitor.join()
-            stats = self.stats()
-            if self._monitor.error is not None:
-                raise self._monitor.error
-            return stats
         finally:
             self._teardown()
+        if self._monitor.error is not None:
+            raise self._monitor.error
+        return self.stats()
 
     def run(self, timeout: float | None = None) -> PipelineStats:
         """Start, wait for the end of stream, tear down. Returns the final stats."""

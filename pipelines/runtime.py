@@ -17,7 +17,8 @@ LOOPBACK = "127.0.0.1"
 FREE_OBJECTS_PERIOD_MS = 20
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+def ensure_ray(address: str | None = None, num_cpus: int | None = None,
+               quiet: bool = False) -> None:
     """Connect to ``address`` (or $RAY_ADDRESS); with neither, start a local Ray on loopback.
 
     Token authentication stays on (Ray's default); jobs submitted with
@@ -25,12 +26,15 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """
     if ray.is_initialized():
         return
+    if quiet:  # the CLI shows its own progress; Ray's start-up chatter is noise there
+        logging.getLogger("ray").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, namespace="parallax", log_to_driver=True)
         return
     ray.init(
         num_cpus=num_cpus,
+        logging_level=logging.ERROR if quiet else logging.INFO,
         include_dashboard=False,
         namespace="parallax",
         _node_ip_address=LOOPBACK,

@@ -1,0 +1,65 @@
+"""VideoRate: constant output frame rate by dropping or repeating frames (GStreamer's videorate)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from actors.element import Transform
+from actors.errors import ConfigError
+from actors.types import RAW_VIDEO, Caps, Frame
+
+MAX_RATE = 1000  # fps
+
+
+class VideoRate(Transform):
+    """Emits one frame per 1/rate seconds: the latest input frame at or before each tick."""
+
+    accepts = (RAW_VIDEO,)
+
+    def __init__(self, rate: Fraction | float) -> None:
+        super().__init__()
+        try:
+            self.rate = Fraction(rate).limit_denominator(1001000)
+        except (TypeError, ValueError):
+            raise ConfigError(f"fps={rate!r}: give frames per second, e.g. 25") from None
+        if not 0 < self.rate <= MAX_RATE:
+            raise ConfigError(f"fps={float(self.rate):g}: must be > 0 and <= {MAX_RATE}")
+        self.time_base = 1 / self.rate
+        self.next_tick = 0
+        self.held: Frame | None = None
+        self.origin: Fraction | None = None
+
+    def configure(self, caps_in: Caps | None) -> Caps:
+        return caps_in.replace(rate=self.rate, time_base=self.time_base)
+
+    def process(self, frame: Frame) -> list[Frame]:
+        t = Fraction(frame.pts or 0) * frame.time_base
+        if self.origin is None:
+            self.origin = t
+        out = []
+        # Every tick before this frame's time shows the previously held frame.
+        while self.held is not None and self.next_tick * self.time_base + self.origin < t:
+            out.append(self._emit(self.held))
+        self.held = frame
+        return out
+
+    def flush(self) -> list[Frame]:
+        if self.held is None:
+            return []
+        held = self.held
+        start = Fraction(held.pts or 0) * held.time_base
+        end = start + (held.duration * held.time_base if held.duration else self.time_base)
+        out = []
+        while self.next_tick * self.time_base + self.origin < end:
+            out.append(self._emit(self.held))
+        return out
+
+    def _emit(self, frame: Frame) -> Frame:
+        tick = self.next_tick
+        self.next_tick += 1
+        return frame.replace(pts=tick, time_base=self.time_base, duration=1,
+                             meta={**frame.meta, "seq": tick})
+
+    def results(self) -> dict[str, Any]:
+        return {"frames_out": self.next_tick}

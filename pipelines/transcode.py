@@ -1,0 +1,140 @@
+"""The ready-made transcode pipeline: source -> [rate] -> scale -> encode -> mux."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from actors.element import Sink, Source
+from actors.encoders import EncoderBackend, VideoCodec
+from actors.encoders.factory import precheck
+from actors.errors import ConfigError
+from actors.file_source import FileSource, open_video
+from actors.mp4_mux import MP4_SUFFIXES, Mp4Mux
+from actors.null_sink import NullSink
+from actors.test_pattern import TestPatternSource
+from actors.video_encoder import VideoEncoder
+from actors.video_rate import VideoRate
+from actors.video_scaler import VideoScaler
+from pipelines.pipeline import Pipeline
+
+TESTSRC = "testsrc"
+TESTSRC_DEFAULT_DURATION = 10.0  # seconds, so that a bare `testsrc` ends by itself
+TESTSRC_KEYS = {"pattern", "size", "width", "height", "rate", "fps", "duration", "frames",
+                "format", "live", "timecode"}
+
+
+def parse_bitrate(text: str | int | None) -> int | None:
+    """'4M' -> 4000000, '800k' -> 800000, '2500000' -> 2500000."""
+    if text is None or isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
+    if not m:
+        raise ConfigError(f"--bitrate {text!r}: give bits per second, e.g. 4M, 800k or 2500000")
+    scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def parse_testsrc(spec: str) -> TestPatternSource:
+    """``testsrc[:key=value,...]`` -> a TestPatternSource (10 s unless told otherwise)."""
+    _, _, rest = spec.partition(":")
+    opts: dict[str, Any] = {}
+    for part in filter(None, rest.split(",")):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in TESTSRC_KEYS:
+            raise ConfigError(f"testsrc option {part!r}: use key=value with keys "
+                              + ", ".join(sorted(TESTSRC_KEYS)))
+        opts[key] = value.strip()
+    kw: dict[str, Any] = {}
+    try:
+        if "size" in opts:
+            w, _, h = opts.pop("size").lower().partition("x")
+            kw["width"], kw["height"] = int(w), int(h)
+        for key in ("width", "height", "frames"):
+            if key in opts:
+                kw["num_frames" if key == "frames" else key] = int(opts.pop(key))
+        for key in ("rate", "fps"):
+            if key in opts:
+                kw["rate"] = Fraction(opts.pop(key))
+        if "duration" in opts:
+            kw["duration"] = float(opts.pop("duration"))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise ConfigError(f"testsrc options {rest!r}: {exc}") from None
+    for key in ("live", "timecode"):
+        if key in opts:
+            kw[key] = opts.pop(key).lower() in ("1", "true", "yes", "on")
+    kw.update(opts)  # pattern, format
+    if "num_frames" not in kw and "duration" not in kw:
+        kw["duration"] = TESTSRC_DEFAULT_DURATION
+    return TestPatternSource(**kw)
+
+
+@dataclass(frozen=True)
+class TranscodeOptions:
+    input: str
+    output: str
+    width: int | None = None
+    height: int | None = None
+    scale_algorithm: str = "bilinear"
+    codec: str = "h264"
+    encoder: str = "auto"
+    preset: str | None = None
+    bitrate: int | None = None
+    crf: int | None = None
+    gop: int | None = None
+    fps: float | None = None
+    fusion: bool = False
+    """Run scale and encode in one host (fewer hops, less overlap)."""
+
+    def __post_init__(self) -> None:
+        for flag, v in (("--width", self.width), ("--height", self.height)):
+            if v is not None and v <= 0:
+                raise ConfigError(f"{flag} {v}: must be a positive number of pixels")
+        if self.fps is not None and self.fps <= 0:
+            raise ConfigError(f"--fps {self.fps:g}: must be > 0")
+        out = self.output
+        if out != "null" and not out.lower().endswith(MP4_SUFFIXES):
+            ext = os.path.splitext(out)[1] or "(none)"
+            raise ConfigError(f"output {out!r}: unknown extension {ext}; use a .mp4 file or "
+                              "'null' to discard")
+        VideoCodec.parse(self.codec)
+        EncoderBackend.parse(self.encoder)
+
+
+def make_source(spec: str, local: bool) -> Source:
+    if spec == TESTSRC or spec.startswith(TESTSRC + ":"):
+        return parse_testsrc(spec)
+    if local:  # fail fast, before any actor starts, when the file is on this machine
+        container, _ = open_video(spec)
+        container.close()
+    return FileSource(spec)
+
+
+def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
+    """The transcode pipeline. ``local``: inputs and encoders are on this machine."""
+    codec, backend = VideoCodec.parse(opts.codec), EncoderBackend.parse(opts.encoder)
+    if local and backend is not EncoderBackend.Auto:
+        reason = precheck(backend, codec)
+        if reason:
+            raise ConfigError(f"--encoder {backend.value}: {reason}")
+    p = Pipeline("transcode", fusion=opts.fusion)
+    elements = [make_source(opts.input, local)]
+    if opts.fps:
+        elements.append(VideoRate(opts.fps))
+    elements.append(VideoScaler.new(opts.width, opts.height, "yuv420p", opts.scale_algorithm))
+    elements.append(VideoEncoder(codec=codec, backend=backend, bitrate=opts.bitrate,
+                                 crf=opts.crf, gop=opts.gop, preset=opts.preset))
+    sink: Sink = NullSink() if opts.output == "null" else Mp4Mux(opts.output)
+    elements.append(sink)
+    names = ["src", "rate", "scale", "encode", "mux"] if opts.fps else \
+        ["src", "scale", "encode", "mux"]
+    for el, name in zip(elements, names):
+        p.add(el, name=name)
+    for a, b in itertools.pairwise(names):
+        p.link(a, b)
+    return p

@@ -1,0 +1,62 @@
+"""Test media, generated with PyAV (never downloaded)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from actors.test_pattern import TestPatternSource
+
+
+def make_video(path: str, codec: str = "libx264", width: int = 320, height: int = 240,
+               frames: int = 30, rate: int = 30, bframes: int = 2,
+               pts: list[int] | None = None) -> str:
+    """Encode a moving test pattern; ``pts`` (in 1/rate units) makes it variable-rate."""
+    odd = bool(width % 2 or height % 2)
+    fmt = "rgba" if odd else "yuv420p"
+    pix_fmt = "yuv444p" if odd else "yuv420p"  # 4:4:4 holds odd sizes
+    src = TestPatternSource(pattern="ball", width=width, height=height, format=fmt,
+                            num_frames=frames, timecode=True)
+    with av.open(path, "w") as out:
+        st = out.add_stream(codec, rate=rate)
+        st.width, st.height, st.pix_fmt = width, height, pix_fmt
+        st.time_base = Fraction(1, rate)
+        opts = {"preset": "ultrafast", "bf": str(bframes)} if codec == "libx264" else {}
+        if codec == "libx265":
+            opts = {"preset": "ultrafast", "x265-params": "log-level=error"}
+        if codec == "libx264" and bframes:
+            opts["preset"] = "veryfast"  # ultrafast turns B-frames off
+        st.codec_context.options = opts
+        for i in range(frames):
+            f = src.produce()
+            vf = av.VideoFrame.from_ndarray(f.data, format=fmt).reformat(format=pix_fmt)
+            vf.pts = pts[i] if pts else i
+            vf.time_base = Fraction(1, rate)
+            out.mux(st.encode(vf))
+        out.mux(st.encode(None))
+    return path
+
+
+def make_audio_only(path: str) -> str:
+    with av.open(path, "w") as out:
+        st = out.add_stream("aac", rate=44100)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            out.mux(st.encode(frame))
+        out.mux(st.encode(None))
+    return path
+
+
+def probe_video(path: str) -> dict:
+    """Frame count, duration, size and frame times of the first video stream, by decoding."""
+    with av.open(path) as c:
+        st = c.streams.video[0]
+        times = [float(f.pts * f.time_base) for f in c.decode(st)]
+        return {"frames": len(times), "width": st.codec_context.width,
+                "height": st.codec_context.height, "codec": st.codec_context.name,
+                "duration": float(st.duration * st.time_base) if st.duration else None,
+                "times": times}
