@@ -1,0 +1,112 @@
+"""Encoder backends: software round trips, Auto's choice, and gated hardware tests."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import pytest
+
+from actors.encoders import (
+    EncoderBackend,
+    EncoderUnavailable,
+    VideoCodec,
+    VideoEncoderConfig,
+    create_encoder,
+)
+from actors.encoders.factory import precheck
+from actors.errors import ConfigError
+from actors.test_pattern import TestPatternSource
+
+
+def encode_decode(config: VideoEncoderConfig, frames: int = 20) -> tuple[str, int, int]:
+    enc = create_encoder(config)
+    src = TestPatternSource(pattern="ball", width=config.width, height=config.height,
+                            num_frames=frames)
+    packets = []
+    for _ in range(frames):
+        packets += enc.encode(src.produce())
+    packets += enc.flush()
+    dec = av.CodecContext.create(config.codec.mp4_tag if config.codec != VideoCodec.AV1
+                                 else "libdav1d", "r")
+    if enc.extradata:
+        dec.extradata = enc.extradata
+    decoded = sum(len(dec.decode(av.Packet(p.data))) for p in packets)
+    decoded += len(dec.decode(None))
+    return enc.name, len(packets), decoded
+
+
+@pytest.mark.parametrize("codec", list(VideoCodec))
+def test_software_round_trip(codec):
+    name, packets, decoded = encode_decode(
+        VideoEncoderConfig(320, 240, Fraction(30), codec=codec, backend="software"))
+    assert (packets, decoded) == (20, 20), name
+
+
+def test_auto_without_hardware_chooses_software_and_says_why():
+    if any(precheck(b, VideoCodec.H264) is None for b in
+           (EncoderBackend.Nvenc, EncoderBackend.Qsv, EncoderBackend.Vaapi,
+            EncoderBackend.V4l2M2M)):
+        pytest.skip("this host has an encoder device; Auto may rightly choose it")
+    enc = create_encoder(VideoEncoderConfig(320, 240, Fraction(30)))
+    assert enc.name == "libx264"
+    assert "nvenc: no NVENC" in enc.choice_reason and "qsv:" in enc.choice_reason
+
+
+def test_missing_backend_says_what_is_missing():
+    if precheck(EncoderBackend.Nvenc, VideoCodec.H264) is None:
+        pytest.skip("NVENC looks present here")
+    with pytest.raises(EncoderUnavailable, match="no NVENC.*libnvidia-encode.*H100"):
+        create_encoder(VideoEncoderConfig(320, 240, Fraction(30), backend="nvenc"))
+
+
+def test_vulkan_is_reserved():
+    with pytest.raises(EncoderUnavailable, match="not supported yet"):
+        create_encoder(VideoEncoderConfig(320, 240, Fraction(30), backend="vulkan"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"width": 321}, "even width and height"),
+    ({"bitrate": 5}, "bitrate=5"),
+    ({"crf": 99}, "crf=99"),
+    ({"gop": 0}, "gop=0"),
+    ({"codec": "mpeg2"}, "unknown VideoCodec 'mpeg2'"),
+])
+def test_bad_config(kwargs, message):
+    args = {"width": 320, "height": 240, "framerate": Fraction(30), **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        VideoEncoderConfig(**args)
+
+
+def _hardware(backend: EncoderBackend) -> str | None:
+    return precheck(backend, VideoCodec.H264)
+
+
+@pytest.mark.nvenc
+@pytest.mark.skipif(_hardware(EncoderBackend.Nvenc) is not None,
+                    reason=str(_hardware(EncoderBackend.Nvenc)))
+def test_nvenc_round_trip():
+    assert encode_decode(VideoEncoderConfig(640, 360, Fraction(30), backend="nvenc"))[2] == 20
+
+
+@pytest.mark.qsv
+@pytest.mark.skipif(_hardware(EncoderBackend.Qsv) is not None,
+                    reason=str(_hardware(EncoderBackend.Qsv)))
+def test_qsv_round_trip():
+    assert encode_decode(VideoEncoderConfig(640, 360, Fraction(30), backend="qsv"))[2] == 20
+
+
+@pytest.mark.vaapi
+@pytest.mark.skipif(_hardware(EncoderBackend.Vaapi) is not None,
+                    reason=str(_hardware(EncoderBackend.Vaapi)))
+def test_vaapi_round_trip():
+    assert encode_decode(VideoEncoderConfig(640, 360, Fraction(30), backend="vaapi"))[2] == 20
+
+
+@pytest.mark.v4l2m2m
+@pytest.mark.skipif(_hardware(EncoderBackend.V4l2M2M) is not None,
+                    reason=str(_hardware(EncoderBackend.V4l2M2M)))
+def test_v4l2m2m_round_trip():
+    assert encode_decode(VideoEncoderConfig(640, 360, Fraction(30), backend="v4l2m2m"))[2] == 20
+
+
