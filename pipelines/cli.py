@@ -51,7 +51,8 @@ def build_parser() -> Parser:
     t.add_argument("--crf", type=positive_int, help="constant quality, lower is better")
     t.add_argument("--gop", type=positive_int, help="frames between keyframes")
     t.add_argument("--fps", type=float, help="output frame rate (drops or repeats frames)")
-    t.add_argument("--fuse", action="store_true", help="run scale and encode in one host")
+    t.add_argument("--no-fuse", dest="fuse", action="store_false",
+                   help="one host per element (default: scale, encode and mux share one)")
     t.add_argument("--json", action="store_true", help="print the final stats as JSON")
     t.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p = sub.add_parser("probe", help="list encoder backends and the hardware found")

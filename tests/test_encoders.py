@@ -56,7 +56,7 @@ def test_auto_without_hardware_chooses_software_and_says_why():
 def test_missing_backend_says_what_is_missing():
     if precheck(EncoderBackend.Nvenc, VideoCodec.H264) is None:
         pytest.skip("NVENC looks present here")
-    with pytest.raises(EncoderUnavailable, match="no NVENC.*libnvidia-encode.*H100"):
+    with pytest.raises(EncoderUnavailable, match=r"no NVENC.*libnvidia-encode.*H100"):
         create_encoder(VideoEncoderConfig(320, 240, Fraction(30), backend="nvenc"))
 
 

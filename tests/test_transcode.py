@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from media import make_video, probe_video
@@ -74,7 +75,7 @@ def test_failed_run_leaves_no_complete_looking_file(tmp_path):
 
 def test_truncated_matroska_decodes_what_it_can(tmp_path):
     src = make_video(str(tmp_path / "full.mkv"), "libx264", frames=60, bframes=0)
-    data = open(src, "rb").read()
+    data = Path(src).read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: len(data) // 2])
     out = str(tmp_path / "out.mp4")
