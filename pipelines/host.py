@@ -70,6 +70,7 @@ class ElementHost:
     # -- setup, driven by the driver ------------------------------------------
     async def ready(self) -> dict[str, Any]:
         self._bind_loop()
+        self.metrics.register()
         ctx = ray.get_runtime_context()
         return {"node_id": ctx.get_node_id(), "pid": os.getpid(), "hostname": socket.gethostname()}
 

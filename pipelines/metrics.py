@@ -42,6 +42,15 @@ class HostMetrics:
             tag_keys=keys)
         return made
 
+    def register(self) -> None:
+        """Create the metrics now. Registration talks to the GCS; doing it at start-up keeps
+        it out of the way of a teardown that kills the actor (which once aborted a host)."""
+        try:
+            if self._metrics is None:
+                self._metrics = self._make()
+        except Exception:
+            log.debug("metrics registration failed", exc_info=True)
+
     def update(self, snap: dict[str, Any]) -> None:
         try:
             if self._metrics is None:
