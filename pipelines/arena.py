@@ -17,6 +17,8 @@ from actors.errors import BudgetError
 
 log = logging.getLogger("parallax.arena")
 
+_warned_store_stats = False
+
 # Room left for everything that is not an edge slot (encoder state, Ray's own objects).
 BUDGET_FRACTION = 0.8
 
@@ -58,8 +60,12 @@ def object_store_stats() -> StoreStats:
         store = reply.store_stats
         return StoreStats(int(store.object_store_bytes_used), int(store.spilled_bytes_total),
                           capacity)
-    except Exception:
-        log.debug("object store stats unavailable", exc_info=True)
+    except Exception as exc:
+        global _warned_store_stats
+        if not _warned_store_stats:
+            _warned_store_stats = True
+            log.warning("object store usage unavailable (%s: %s); memory figures will read 0. "
+                        "Install ray[default]", type(exc).__name__, exc)
         return StoreStats(capacity=capacity)
 
 

@@ -78,35 +78,16 @@ def test_bad_config(kwargs, message):
         VideoEncoderConfig(**args)
 
 
-def _hardware(backend: EncoderBackend) -> str | None:
-    return precheck(backend, VideoCodec.H264)
+def _hardware_case(backend: EncoderBackend) -> pytest.param:
+    """A backend to test only where its device is present, skipped with the reason."""
+    missing = precheck(backend, VideoCodec.H264)
+    return pytest.param(backend, id=backend.value, marks=[
+        getattr(pytest.mark, backend.value),
+        pytest.mark.skipif(missing is not None, reason=str(missing))])
 
 
-@pytest.mark.nvenc
-@pytest.mark.skipif(_hardware(EncoderBackend.Nvenc) is not None,
-                    reason=str(_hardware(EncoderBackend.Nvenc)))
-def test_nvenc_round_trip():
-    assert encode_decode(VideoEncoderConfig(640, 360, Fraction(30), backend="nvenc"))[2] == 20
-
-
-@pytest.mark.qsv
-@pytest.mark.skipif(_hardware(EncoderBackend.Qsv) is not None,
-                    reason=str(_hardware(EncoderBackend.Qsv)))
-def test_qsv_round_trip():
-    assert encode_decode(VideoEncoderConfig(640, 360, Fraction(30), backend="qsv"))[2] == 20
-
-
-@pytest.mark.vaapi
-@pytest.mark.skipif(_hardware(EncoderBackend.Vaapi) is not None,
-                    reason=str(_hardware(EncoderBackend.Vaapi)))
-def test_vaapi_round_trip():
-    assert encode_decode(VideoEncoderConfig(640, 360, Fraction(30), backend="vaapi"))[2] == 20
-
-
-@pytest.mark.v4l2m2m
-@pytest.mark.skipif(_hardware(EncoderBackend.V4l2M2M) is not None,
-                    reason=str(_hardware(EncoderBackend.V4l2M2M)))
-def test_v4l2m2m_round_trip():
-    assert encode_decode(VideoEncoderConfig(640, 360, Fraction(30), backend="v4l2m2m"))[2] == 20
-
-
+@pytest.mark.parametrize("backend", [_hardware_case(b) for b in (
+    EncoderBackend.Nvenc, EncoderBackend.Qsv, EncoderBackend.Vaapi, EncoderBackend.V4l2M2M)])
+def test_hardware_round_trip(backend):
+    config = VideoEncoderConfig(640, 360, Fraction(30), backend=backend)
+    assert encode_decode(config)[1:] == (20, 20)
