@@ -2,61 +2,46 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from actors.element import Transform
-from actors.encoders import (
-    EncoderBackend,
-    VideoCodec,
-    VideoEncoderBackend,
-    VideoEncoderConfig,
-    create_encoder,
-)
+from actors.encoders import VideoEncoderBackend, VideoEncoderConfig, create_encoder
 from actors.errors import ConfigError
 from actors.types import RAW_VIDEO, Caps, Frame, Packet
 
 DEFAULT_FRAMERATE = 30  # fps, when the input caps carry no rate
 
 
-@dataclass(frozen=True)
-class VideoEncoderSettings:
-    codec: VideoCodec = VideoCodec.H264
-    backend: EncoderBackend = EncoderBackend.Auto
-    bitrate: int | None = None
-    """Bits per second; None encodes at constant quality (crf)."""
-    crf: int | None = None
-    gop: int | None = None
-    """Frames between keyframes; None lets the encoder choose."""
-    preset: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "codec", VideoCodec.parse(self.codec))
-        object.__setattr__(self, "backend", EncoderBackend.parse(self.backend))
-
-
 class VideoEncoder(Transform):
-    """Encodes raw frames into packets. The backend is opened (and probed) at READY."""
+    """Encodes raw frames into packets. The backend is opened (and probed) at READY.
+
+    Takes a VideoEncoderConfig, or its fields as keywords; size and rate left as None
+    come from the input caps.
+    """
 
     accepts = (RAW_VIDEO,)
 
-    def __init__(self, settings: VideoEncoderSettings | None = None, **options: Any) -> None:
+    def __init__(self, config: VideoEncoderConfig | None = None, **options: Any) -> None:
         super().__init__()
-        self.settings = settings or VideoEncoderSettings(**options)
+        self.config = config or VideoEncoderConfig(**options)
         self.backend: VideoEncoderBackend | None = None
 
     def configure(self, caps_in: Caps | None) -> Caps:
-        s = self.settings
-        rate = caps_in.rate or DEFAULT_FRAMERATE
-        config = VideoEncoderConfig(caps_in.width, caps_in.height, rate, s.codec, s.backend,
-                                    s.bitrate, s.crf, s.gop, s.preset, caps_in.time_base)
+        c = self.config
+        if (c.width, c.height) not in ((None, None), (caps_in.width, caps_in.height)):
+            raise ConfigError(
+                f"'{self.name}' is set to {c.width}x{c.height} but its input is "
+                f"{caps_in.width}x{caps_in.height}; put a VideoScaler before it")
+        rate = c.framerate or caps_in.rate or DEFAULT_FRAMERATE
+        config = replace(c, width=caps_in.width, height=caps_in.height, framerate=rate,
+                         time_base=caps_in.time_base)
         if self.backend is not None:
             self.backend.close()
         self.backend = create_encoder(config)
-        return Caps.encoded_video(s.codec.value, caps_in.width, caps_in.height, rate,
+        return Caps.encoded_video(config.codec.value, caps_in.width, caps_in.height, rate,
                                   profile=self.backend.profile, extradata=self.backend.extradata,
                                   time_base=self.backend.time_base)
-
     def process(self, frame: Frame) -> list[Packet]:
         if self.backend is None:
             raise ConfigError(f"{self.name}: not configured; it must be linked in a pipeline")

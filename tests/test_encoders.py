@@ -17,6 +17,8 @@ from actors.encoders import (
 from actors.encoders.factory import precheck
 from actors.errors import ConfigError
 from actors.test_pattern import TestPatternSource
+from actors.types import Caps
+from actors.video_encoder import VideoEncoder
 
 
 def encode_decode(config: VideoEncoderConfig, frames: int = 20) -> tuple[str, int, int]:
@@ -76,6 +78,17 @@ def test_bad_config(kwargs, message):
     args = {"width": 320, "height": 240, "framerate": Fraction(30), **kwargs}
     with pytest.raises(ConfigError, match=message):
         VideoEncoderConfig(**args)
+
+
+def test_video_encoder_checks_options_when_built_and_size_at_ready():
+    with pytest.raises(ConfigError, match="bitrate=5"):
+        VideoEncoder(bitrate=5)  # not at READY, long after the user typed it
+    enc = VideoEncoder(width=640, height=360)
+    with pytest.raises(ConfigError, match=r"640x360 but its input is 320x240.*VideoScaler"):
+        enc.configure(Caps.raw_video("yuv420p", 320, 240, 30))
+    caps = VideoEncoder(codec="h265").configure(Caps.raw_video("yuv420p", 320, 240, 25))
+    assert (caps.codec, caps.width, caps.height, caps.rate) == ("h265", 320, 240, 25)
+    assert caps.extradata  # global headers travel in the caps, for the muxer
 
 
 def _hardware_case(backend: EncoderBackend) -> pytest.param:

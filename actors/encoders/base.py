@@ -72,9 +72,10 @@ AUTO_ORDER = (EncoderBackend.Nvenc, EncoderBackend.Qsv, EncoderBackend.Vaapi,
 
 @dataclass(frozen=True)
 class VideoEncoderConfig:
-    width: int
-    height: int
-    framerate: Fraction
+    width: int | None = None
+    """None: the input's (VideoEncoder fills size and rate in from its caps)."""
+    height: int | None = None
+    framerate: Fraction | None = None
     codec: VideoCodec = VideoCodec.H264
     backend: EncoderBackend = EncoderBackend.Auto
     bitrate: int | None = None
@@ -91,12 +92,13 @@ class VideoEncoderConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "codec", VideoCodec.parse(self.codec))
         object.__setattr__(self, "backend", EncoderBackend.parse(self.backend))
-        if self.width < 2 or self.height < 2 or self.width % 2 or self.height % 2:
+        if self.width is not None and self.height is not None and (
+                self.width < 2 or self.height < 2 or self.width % 2 or self.height % 2):
             raise ConfigError(
                 f"encoder size {self.width}x{self.height}: 4:2:0 encoding needs an even width "
                 "and height; scale to an even size first"
             )
-        if not self.framerate or self.framerate <= 0:
+        if self.framerate is not None and self.framerate <= 0:
             raise ConfigError(f"framerate={self.framerate}: must be > 0")
         if self.bitrate is not None and not 1000 <= self.bitrate <= MAX_BITRATE:
             raise ConfigError(f"bitrate={self.bitrate}: must be 1k to 1G bits per second")
@@ -104,6 +106,10 @@ class VideoEncoderConfig:
             raise ConfigError(f"crf={self.crf}: must be 0-51 (x264/x265) or 0-63 (AV1/VP9)")
         if self.gop is not None and not 1 <= self.gop <= MAX_GOP:
             raise ConfigError(f"gop={self.gop}: must be 1-{MAX_GOP} frames")
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.width, self.height, self.framerate)
 
 
 class VideoEncoderBackend:

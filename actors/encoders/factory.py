@@ -28,6 +28,7 @@ from actors.encoders.base import (
 )
 from actors.encoders.pyav_backend import PyAvEncoder
 from actors.encoders.vaapi_backend import VaapiEncoder, render_nodes, vaapi_unavailable
+from actors.errors import ConfigError
 from actors.types import Frame
 
 log = logging.getLogger("parallax.encoders")
@@ -79,6 +80,9 @@ def precheck(backend: EncoderBackend, codec: VideoCodec) -> str | None:
 
 def open_backend(config: VideoEncoderConfig, backend: EncoderBackend) -> VideoEncoderBackend:
     """Open ``backend`` for ``config`` or raise EncoderUnavailable with the reason."""
+    if not config.complete:
+        raise ConfigError("an encoder needs width, height and framerate; VideoEncoder takes "
+                          "them from its input")
     reason = precheck(backend, config.codec)
     if reason:
         raise EncoderUnavailable(reason)
