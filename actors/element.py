@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from actors.errors import CapsError
 from actors.flow import Block, FlowPolicy, FlowSignal
-from actors.types import ANY, EOS, Caps, item_nbytes
+from actors.types import ANY, ENCODED_VIDEO, EOS, RAW_VIDEO, Caps, item_nbytes
 
 LATENCY_SAMPLES = 512  # recent per-item latencies kept for percentiles
 
@@ -210,8 +210,6 @@ class Sink(Element):
 
 
 def _link_hint(kind: str, accepts: tuple[str, ...]) -> str:
-    from actors.types import ENCODED_VIDEO, RAW_VIDEO
-
     if kind == RAW_VIDEO and ENCODED_VIDEO in accepts:
         return "; insert a VideoEncoder between them"
     if kind == ENCODED_VIDEO and RAW_VIDEO in accepts:

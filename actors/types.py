@@ -6,11 +6,14 @@ Plain Python and numpy only; the runtime decides how these move between hosts.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
+from actors.errors import ConfigError
 
 RAW_VIDEO = "video/x-raw"
 ENCODED_VIDEO = "video/x-encoded"
@@ -29,6 +32,26 @@ BYTES_PER_PIXEL: dict[str, float] = {
     "nv12": 1.5,
 }
 SUBSAMPLED_FORMATS = frozenset({"yuv420p", "nv12"})
+
+
+class NamedEnum(enum.Enum):
+    """An enum that accepts its members' values and names ("h264", "H264"), as PyAV's do."""
+
+    @classmethod
+    def noun(cls) -> str:
+        """What the enum is called in error messages."""
+        return cls.__name__
+
+    @classmethod
+    def parse(cls, value: object) -> NamedEnum:
+        if isinstance(value, cls):
+            return value
+        key = str(value).strip().lower()
+        for member in cls:
+            if key in (member.value, member.name.lower()):
+                return member
+        choices = ", ".join(m.value for m in cls)
+        raise ConfigError(f"unknown {cls.noun()} {value!r}; use one of {choices}")
 
 
 def frame_nbytes(pixel_format: str, width: int, height: int) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,14 +10,14 @@ import numpy as np
 
 from actors.element import Transform
 from actors.errors import ConfigError
-from actors.types import RAW_VIDEO, SUBSAMPLED_FORMATS, Caps, Frame
+from actors.types import RAW_VIDEO, SUBSAMPLED_FORMATS, Caps, Frame, NamedEnum
 
 FORMATS = ("rgba", "bgra", "yuv420p", "nv12")
 MAX_DIMENSION = 16384  # pixels
 MAX_FACTOR = 16.0
 
 
-class ScaleAlgorithm(enum.Enum):
+class ScaleAlgorithm(NamedEnum):
     Nearest = "nearest"  # fastest, blocky
     Bilinear = "bilinear"  # a good balance
     Bicubic = "bicubic"
@@ -26,14 +25,8 @@ class ScaleAlgorithm(enum.Enum):
     Area = "area"  # best for large reductions
 
     @classmethod
-    def parse(cls, value: object) -> ScaleAlgorithm:
-        if isinstance(value, cls):
-            return value
-        for m in cls:
-            if str(value).lower() in (m.value, m.name.lower()):
-                return m
-        raise ConfigError(f"unknown scale algorithm {value!r}; use one of "
-                          + ", ".join(m.value for m in cls))
+    def noun(cls) -> str:
+        return "scale algorithm"
 
     @property
     def swscale(self) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from fractions import Fraction
 
 from actors.errors import ConfigError
-from actors.types import Frame, Packet
+from actors.types import Frame, NamedEnum, Packet
 
 DEFAULT_PRESET = "veryfast"  # libx264/libx265 speed preset; hardware backends map their own
 DEFAULT_CRF = 23  # constant quality when no bitrate is given (x264's default)
@@ -15,22 +14,7 @@ MAX_BITRATE = 1_000_000_000  # 1 Gbps: anything above is a typo, not a setting
 MAX_GOP = 10_000  # frames
 
 
-class _Named(enum.Enum):
-    """Enums that accept their string names, as PyAV's do ("h264", "H264")."""
-
-    @classmethod
-    def parse(cls, value: object) -> _Named:
-        if isinstance(value, cls):
-            return value
-        key = str(value).strip().lower()
-        for member in cls:
-            if key in (member.value, member.name.lower()):
-                return member
-        choices = ", ".join(m.value for m in cls)
-        raise ConfigError(f"unknown {cls.__name__} {value!r}; use one of {choices}")
-
-
-class VideoCodec(_Named):
+class VideoCodec(NamedEnum):
     H264 = "h264"
     H265 = "h265"
     AV1 = "av1"
@@ -42,7 +26,7 @@ class VideoCodec(_Named):
         return {"h264": "h264", "h265": "hevc", "av1": "av1", "vp9": "vp9"}[self.value]
 
 
-class EncoderBackend(_Named):
+class EncoderBackend(NamedEnum):
     Auto = "auto"
     Software = "software"
     Nvenc = "nvenc"
