@@ -159,6 +159,8 @@ class Caps:
     slot_size: int | None = None
     time_base: Fraction | None = None
     """Unit of the items' timestamps, so that every element keeps them exact."""
+    codec_string: str | None = None
+    """RFC 6381 codec string (e.g. avc1.640028), for segment streams."""
 
     @classmethod
     def raw_video(
@@ -197,6 +199,12 @@ class Caps:
             extradata=extradata,
             time_base=time_base,
         )
+
+    @classmethod
+    def segments(cls, video: Caps, codec_string: str, init: bytes) -> Caps:
+        """fMP4 media segments of ``video`` (encoded caps); ``extradata`` is the init segment."""
+        return video.replace(kind=ENCODED_SEGMENT, codec_string=codec_string, extradata=init,
+                             slot_size=None)
 
     @classmethod
     def any(cls, slot_size: int | None = None) -> Caps:

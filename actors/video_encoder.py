@@ -7,6 +7,7 @@ from typing import Any
 
 from actors.element import Transform
 from actors.encoders import VideoEncoderBackend, VideoEncoderConfig, create_encoder
+from actors.encoders.base import MAX_GOP
 from actors.errors import ConfigError
 from actors.types import RAW_VIDEO, Caps, Frame, Packet
 
@@ -34,14 +35,18 @@ class VideoEncoder(Transform):
                 f"'{self.name}' is set to {c.width}x{c.height} but its input is "
                 f"{caps_in.width}x{caps_in.height}; put a VideoScaler before it")
         rate = c.framerate or caps_in.rate or DEFAULT_FRAMERATE
+        gop = c.gop
+        if gop is None and c.keyframe_interval:
+            gop = min(MAX_GOP, max(1, round(c.keyframe_interval * rate)))
         config = replace(c, width=caps_in.width, height=caps_in.height, framerate=rate,
-                         time_base=caps_in.time_base)
+                         time_base=caps_in.time_base, gop=gop)
         if self.backend is not None:
             self.backend.close()
         self.backend = create_encoder(config)
         return Caps.encoded_video(config.codec.value, caps_in.width, caps_in.height, rate,
                                   profile=self.backend.profile, extradata=self.backend.extradata,
                                   time_base=self.backend.time_base)
+
     def process(self, frame: Frame) -> list[Packet]:
         if self.backend is None:
             raise ConfigError(f"{self.name}: not configured; it must be linked in a pipeline")

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import itertools
-import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from actors.element import Sink, Source
+from actors.element import Source
 from actors.encoders import EncoderBackend, VideoCodec
 from actors.encoders.factory import precheck
 from actors.errors import ConfigError
 from actors.file_source import FileSource, open_video
-from actors.mp4_mux import MP4_SUFFIXES, Mp4Mux
-from actors.null_sink import NullSink
 from actors.test_pattern import TestPatternSource
 from actors.video_encoder import VideoEncoder
 from actors.video_rate import VideoRate
 from actors.video_scaler import VideoScaler
+from pipelines.outputs import OutputOptions, build_output, fragment_duration, output_kind
 from pipelines.pipeline import Pipeline
 
 TESTSRC = "testsrc"
@@ -92,6 +90,8 @@ class TranscodeOptions:
     """Run scale, encode and mux in one host; the source keeps its own, so decoding
     overlaps the rest. Measured 1.4-1.8x faster than one host per element on 2 cores
     (bench/README.md): a hop costs more CPU than it saves there."""
+    out: OutputOptions = field(default_factory=OutputOptions)
+    """Fragmenting, HLS and Zenoh settings of the output."""
 
     def __post_init__(self) -> None:
         for flag, v in (("--width", self.width), ("--height", self.height)):
@@ -99,11 +99,7 @@ class TranscodeOptions:
                 raise ConfigError(f"{flag} {v}: must be a positive number of pixels")
         if self.fps is not None and self.fps <= 0:
             raise ConfigError(f"--fps {self.fps:g}: must be > 0")
-        out = self.output
-        if out != "null" and not out.lower().endswith(MP4_SUFFIXES):
-            ext = os.path.splitext(out)[1] or "(none)"
-            raise ConfigError(f"output {out!r}: unknown extension {ext}; use a .mp4 file or "
-                              "'null' to discard")
+        output_kind(self.output)
         VideoCodec.parse(self.codec)
         EncoderBackend.parse(self.encoder)
 
@@ -130,11 +126,12 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
         elements.append(VideoRate(opts.fps))
     elements.append(VideoScaler.new(opts.width, opts.height, "yuv420p", opts.scale_algorithm))
     elements.append(VideoEncoder(codec=codec, backend=backend, bitrate=opts.bitrate,
-                                 crf=opts.crf, gop=opts.gop, preset=opts.preset))
-    sink: Sink = NullSink() if opts.output == "null" else Mp4Mux(opts.output)
-    elements.append(sink)
-    names = ["src", "rate", "scale", "encode", "mux"] if opts.fps else \
-        ["src", "scale", "encode", "mux"]
+                                 crf=opts.crf, gop=opts.gop, preset=opts.preset,
+                                 keyframe_interval=fragment_duration(opts.output, opts.out)))
+    names = ["src", "rate", "scale", "encode"] if opts.fps else ["src", "scale", "encode"]
+    for name, el in build_output(opts.output, opts.out):
+        names.append(name)
+        elements.append(el)
     for el, name in zip(elements, names):
         p.add(el, name=name)
     for a, b in itertools.pairwise(names):

@@ -68,6 +68,9 @@ class VideoEncoderConfig:
     """Constant rate factor, 0-51 (lower is better); default 23 when no bitrate is set."""
     gop: int | None = None
     """Frames between keyframes; None lets the encoder choose (x264: 250)."""
+    keyframe_interval: float | None = None
+    """Seconds between keyframes, used when gop is None (fragmented outputs set it to the
+    fragment duration so that every fragment starts on a keyframe)."""
     preset: str | None = None
     """Speed/quality preset, passed to the encoder (x264: ultrafast ... veryslow)."""
     time_base: Fraction | None = None
@@ -90,6 +93,9 @@ class VideoEncoderConfig:
             raise ConfigError(f"crf={self.crf}: must be 0-51 (x264/x265) or 0-63 (AV1/VP9)")
         if self.gop is not None and not 1 <= self.gop <= MAX_GOP:
             raise ConfigError(f"gop={self.gop}: must be 1-{MAX_GOP} frames")
+        if self.keyframe_interval is not None and not 0 < self.keyframe_interval <= 60:
+            raise ConfigError(f"keyframe_interval={self.keyframe_interval}: must be "
+                              "0-60 seconds")
 
     @property
     def complete(self) -> bool:

@@ -1,0 +1,171 @@
+"""FragmentedMp4Mux: encoded video in, CMAF-style fMP4 segments out (seed 6.1).
+
+FFmpeg's mp4 muxer does the muxing, writing into a non-seekable sink; the byte stream is
+cut into the init segment (ftyp+moov) and media segments (moof+mdat) by reading box
+headers. Fragments are cut only on keyframes, at the first one at least
+``fragment_duration`` after the fragment began.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from actors.element import Transform
+from actors.errors import ConfigError
+from actors.fmp4 import BoxSplitter, codec_string, sample_count
+from actors.muxing import add_encoded_stream
+from actors.types import ENCODED_VIDEO, Caps, Packet
+
+MAX_FRAGMENT_DURATION = 60.0  # seconds; longer fragments defeat the point of fragmenting
+
+
+@dataclass(frozen=True)
+class FragmentedMp4MuxSettings:
+    fragment_duration: float = 2.0
+    """Target seconds per fragment. The encoder's GOP should match it (the transcode and
+    record pipelines set it so); fragments still only start on keyframes."""
+    separate_init: bool = True
+    """Emit the init segment as its own first item. False prepends it to the first media
+    segment, which suits a sink that writes one plain file."""
+    cmaf: bool = False
+    """Add FFmpeg's +cmaf flag (CMAF brands and per-fragment styp boxes)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fragment_duration <= MAX_FRAGMENT_DURATION:
+            raise ConfigError(f"fragment_duration={self.fragment_duration:g}: must be more than "
+                              f"0 and at most {MAX_FRAGMENT_DURATION:g} seconds")
+
+
+class _Sink:
+    """The muxer's output: write-only, so FFmpeg treats it as a pipe and never seeks."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+class FragmentedMp4Mux(Transform):
+    """Encoded packets in; one init item, then one item per moof+mdat fragment.
+
+    Each item is a Packet whose pts/duration (in the input's time base) span its frames
+    and whose meta holds seq, codec (the RFC 6381 string), samples and init.
+    """
+
+    accepts = (ENCODED_VIDEO,)
+
+    def __init__(self, settings: FragmentedMp4MuxSettings | None = None,
+                 **options: Any) -> None:
+        super().__init__()
+        self.settings = settings or FragmentedMp4MuxSettings(**options)
+        self.container: Any = None
+        self.segments = 0
+        self.init_sent = False
+
+    def configure(self, caps_in: Caps | None) -> Caps:
+        self._open(caps_in)
+        init = self.splitter.init
+        self.codec = codec_string(init)
+        return Caps.segments(caps_in, self.codec, init)
+
+    def _open(self, caps: Caps) -> None:
+        self._close_container()
+        s = self.settings
+        flags = "frag_keyframe+empty_moov+default_base_moof+skip_trailer"
+        if s.cmaf:
+            flags += "+cmaf"
+        period = float(1 / caps.rate) if caps.rate else 0.0
+        min_frag_us = max(0, int((s.fragment_duration - period / 2) * 1e6))
+        self.out = _Sink()
+        self.splitter = BoxSplitter()
+        # flush_packets: every fragment reaches the sink as soon as it is cut, instead of
+        # waiting in FFmpeg's 32 KiB I/O buffer.
+        self.container = av.open(self.out, "w", format="mp4", options={
+            "movflags": flags, "min_frag_duration": str(min_frag_us), "flush_packets": "1"})
+        self.stream = add_encoded_stream(self.container, caps)
+        if caps.codec in ("h265", "hevc"):
+            self.stream.codec_tag = "hvc1"  # what browsers and Apple players expect
+        self.container.start_encoding()
+        self.splitter.feed(self.out.take())
+        if self.splitter.init is None:
+            raise ConfigError(f"'{self.name}': the mp4 muxer wrote no init segment for "
+                              f"{caps.describe()}")
+        self.time_base = caps.time_base or (1 / caps.rate if caps.rate else Fraction(1, 90000))
+        self.frame_period = round(1 / (caps.rate * self.time_base)) if caps.rate else 0
+        self.pending: deque[tuple[int, int, bool]] = deque()  # (pts, duration, keyframe)
+        self.shift: int | None = None
+
+    def start(self) -> None:
+        if self.container is None:  # this copy was made after READY
+            self._open(self.caps_in)
+
+    def process(self, packet: Packet) -> list[Packet]:
+        if self.shift is None:
+            # The mp4 muxer moves the timeline so that the first dts is 0 (B-frames make it
+            # negative); items carry the moved times so they match what players show.
+            dts = packet.dts if packet.dts is not None else packet.pts or 0
+            self.shift = max(0, -dts)
+        p = av.Packet(packet.data)
+        p.pts, p.dts = packet.pts, packet.dts
+        p.duration = packet.duration or self.frame_period
+        p.time_base, p.stream, p.is_keyframe = packet.time_base, self.stream, packet.keyframe
+        self.pending.append(((packet.pts or 0) + self.shift, p.duration, packet.keyframe))
+        self.container.mux(p)
+        return self._collect()
+
+    def flush(self) -> list[Packet]:
+        if self.container is None:
+            return []
+        self.container.close()  # writes the last fragment
+        self.container = None
+        return self._collect()
+
+    def _collect(self) -> list[Packet]:
+        out: list[Packet] = []
+        if not self.init_sent and self.settings.separate_init:
+            out.append(Packet(self.splitter.init, time_base=self.time_base,
+                              meta={"init": True, "codec": self.codec}))
+            self.init_sent = True
+        for data in self.splitter.feed(self.out.take()):
+            n = sample_count(data)
+            frames = [self.pending.popleft() for _ in range(min(n, len(self.pending)))]
+            if not self.init_sent:
+                data = self.splitter.init + data
+                self.init_sent = True
+            pts = min((f[0] for f in frames), default=None)
+            out.append(Packet(data, pts=pts, dts=pts, duration=sum(f[1] for f in frames),
+                              time_base=self.time_base, keyframe=bool(frames and frames[0][2]),
+                              meta={"seq": self.segments, "codec": self.codec,
+                                    "samples": n, "init": False}))
+            self.segments += 1
+        return out
+
+    def _close_container(self) -> None:
+        if self.container is not None:
+            with contextlib.suppress(av.FFmpegError):
+                self.container.close()
+            self.container = None
+
+    def close(self, ok: bool) -> None:
+        self._close_container()
+
+    def results(self) -> dict[str, Any]:
+        return {"segments": self.segments, "codec": getattr(self, "codec", None)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for key in ("container", "stream", "out", "splitter", "pending"):
+            state[key] = None
+        return state

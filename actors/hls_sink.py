@@ -1,0 +1,168 @@
+"""HlsSink: fMP4 segments to an HLS playlist, the init segment and segment files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from actors.element import Sink
+from actors.errors import ConfigError
+from actors.hls import MediaPlaylist, Segment, target_duration, write_atomic
+from actors.types import ENCODED_SEGMENT, Caps, Packet
+
+log = logging.getLogger("parallax.hls_sink")
+
+HLS_MODES = ("vod", "live")
+MAX_WINDOW = 10_000
+
+
+@dataclass(frozen=True)
+class HlsSinkSettings:
+    location: str
+    """The playlist (.m3u8); init and segment files go beside it."""
+    mode: str = "vod"
+    """vod: every segment stays, the playlist ends with EXT-X-ENDLIST (it is an EVENT
+    playlist while being written, so it can be watched live). live: a sliding window."""
+    window: int = 6
+    """live: segments in the playlist; older files are deleted."""
+    init_name: str = "init.mp4"
+    segment_template: str = "{stem}{seq:05d}.m4s"
+    """Segment file names; {stem} is the playlist's name without .m3u8."""
+
+    def __post_init__(self) -> None:
+        if not self.location.lower().endswith(".m3u8"):
+            raise ConfigError(f"output {self.location!r}: HlsSink writes a .m3u8 playlist")
+        if self.mode not in HLS_MODES:
+            raise ConfigError(f"hls mode {self.mode!r}: use one of {', '.join(HLS_MODES)}")
+        if not 1 <= self.window <= MAX_WINDOW:
+            raise ConfigError(f"hls window {self.window}: must be 1-{MAX_WINDOW} segments")
+        for name in (self.init_name, self.segment_template):
+            if os.sep in name or name.startswith("."):
+                raise ConfigError(f"hls file name {name!r}: give a plain file name")
+
+
+class HlsSink(Sink):
+    """Writes HLS (version 7, fMP4). Each file is written under a temporary name and
+    renamed, so a player polling the directory never reads half a segment or playlist."""
+
+    accepts = (ENCODED_SEGMENT,)
+
+    def __init__(self, location: str | None = None, settings: HlsSinkSettings | None = None,
+                 **options: Any) -> None:
+        super().__init__()
+        self.settings = settings or HlsSinkSettings(location=location, **options)
+        self.playlist = MediaPlaylist(playlist_type="EVENT" if self.settings.mode == "vod"
+                                      else None)
+        self.map_uri: str | None = None
+        self.init_versions = 0
+        self.written = 0
+        self.bytes = 0
+        self.deleted = 0
+        self.finalized = False
+        self._pending_delete: list[str] = []
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(os.path.abspath(self.settings.location))
+
+    def configure(self, caps_in: Caps | None) -> Caps:
+        if not os.path.isdir(self.directory):
+            raise ConfigError(f"output directory {self.directory!r} does not exist; "
+                              "create it first")
+        if not os.access(self.directory, os.W_OK):
+            raise ConfigError(f"output directory {self.directory!r} is not writable")
+        return caps_in
+
+    def process(self, packet: Packet) -> tuple:
+        if packet.meta.get("init"):
+            self._write_init(packet.data)
+            return ()
+        if self.map_uri is None:  # no init item came first: use the one in the caps
+            if not (self.caps_in and self.caps_in.extradata):
+                raise ConfigError(f"'{self.name}': a media segment came before any init segment")
+            self._write_init(self.caps_in.extradata)
+        stem = os.path.splitext(os.path.basename(self.settings.location))[0]
+        uri = self.settings.segment_template.format(stem=stem, seq=self.written)
+        write_atomic(os.path.join(self.directory, uri), packet.data)
+        duration = float((packet.duration or 0) * packet.time_base)
+        new_map = bool(self.playlist.segments) and self.playlist.segments[-1].map_uri != \
+            self.map_uri
+        self.playlist.segments.append(Segment(uri, duration, self.map_uri, new_map))
+        self.written += 1
+        self.bytes += len(packet.data)
+        self._roll()
+        self._write_playlist()
+        return ()
+
+    def _write_init(self, data: bytes) -> None:
+        if self.map_uri is not None:
+            with open(os.path.join(self.directory, self.map_uri), "rb") as f:
+                if f.read() == data:
+                    return
+            # The stream changed (a publisher restarted with other settings): a new map
+            # and a discontinuity, as players expect.
+            root, ext = os.path.splitext(self.settings.init_name)
+            self.init_versions += 1
+            self.map_uri = f"{root}-{self.init_versions}{ext}"
+        else:
+            self.map_uri = self.settings.init_name
+        write_atomic(os.path.join(self.directory, self.map_uri), data)
+
+    def _roll(self) -> None:
+        pl = self.playlist
+        if self.settings.mode != "live":
+            return
+        while len(pl.segments) > self.settings.window:
+            gone = pl.segments.pop(0)
+            pl.media_sequence += 1
+            if pl.segments and pl.segments[0].discontinuity:
+                pl.discontinuity_sequence += 1
+            # A client may still be fetching the segment that just left: keep one extra
+            # file around, as FFmpeg's hls muxer does.
+            self._pending_delete.append(gone.uri)
+            while len(self._pending_delete) > 1:
+                self._remove(self._pending_delete.pop(0))
+
+    def _remove(self, uri: str) -> None:
+        try:
+            os.remove(os.path.join(self.directory, uri))
+            self.deleted += 1
+        except FileNotFoundError:
+            pass
+
+    def _write_playlist(self) -> None:
+        pl = self.playlist
+        # Never shrink the target during a stream: players size their buffers by it.
+        pl.target_duration = max(pl.target_duration,
+                                 target_duration([s.duration for s in pl.segments]))
+        write_atomic(self.settings.location, pl.render())
+
+    def flush(self) -> tuple:
+        self._end()
+        self.finalized = True
+        return ()
+
+    def _end(self) -> None:
+        if self.settings.mode == "vod":
+            self.playlist.playlist_type = "VOD"
+        self.playlist.ended = True
+        self._write_playlist()
+
+    def close(self, ok: bool) -> None:
+        if self.finalized or not self.playlist.segments:
+            return
+        self._end()
+        log.warning("the pipeline stopped early: %s ends after %d segments (%.1f s), each "
+                    "complete and playable", self.settings.location, self.written,
+                    self.duration())
+
+    def duration(self) -> float:
+        return sum(s.duration for s in self.playlist.segments)
+
+    def results(self) -> dict[str, Any]:
+        return {"location": self.settings.location, "segments": self.written,
+                "in_playlist": len(self.playlist.segments), "deleted": self.deleted,
+                "bytes": self.bytes, "finalized": self.finalized,
+                "duration": round(self.duration(), 3)}

@@ -1,0 +1,192 @@
+"""What ZenohSink and ZenohSource share: session config, the key layout and the attachment
+schema. The layout is a public contract (README, "Zenoh streams"):
+
+- ``{prefix}/init``: a queryable answering with the current init segment; also put
+  whenever it changes. Attachment: ``{"v": 1, "init": ID, "codec": STR, "time_base": "N/D"}``.
+- ``{prefix}/segment``: one put per media segment. Payload: the moof+mdat bytes.
+  Attachment: ``{"v": 1, "seq": INT, "pts": INT, "duration": INT, "time_base": "N/D",
+  "keyframe": BOOL, "codec": STR, "init": ID}``. The end of the stream is a put with an
+  empty payload and ``{"v": 1, "eos": true, "seq": N}``, N being the segments published.
+
+Payloads are bytes and attachments JSON; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from actors.errors import ConfigError
+
+SCHEMA_VERSION = 1
+DEFAULT_PORT = 7447
+DEFAULT_ENDPOINT = f"tcp/127.0.0.1:{DEFAULT_PORT}"
+MAX_ATTACHMENT_BYTES = 4096
+MAX_SEGMENT_BYTES = 64 << 20  # 64 MiB: a 2 s fragment at 200 Mbps is 50 MB
+MAX_SEQ = 2**53
+CODEC_RE = re.compile(r"[A-Za-z0-9.]{1,64}")
+INIT_ID_RE = re.compile(r"[0-9a-f]{16}")
+CONGESTION = ("block", "drop")
+
+
+def init_id(init: bytes) -> str:
+    """Short content hash tying segments to the init segment they need."""
+    return hashlib.sha256(init).hexdigest()[:16]
+
+
+def keys(prefix: str) -> tuple[str, str]:
+    """(init key, segment key) for a stream prefix."""
+    return f"{prefix}/init", f"{prefix}/segment"
+
+
+def check_prefix(prefix: str) -> str:
+    """A prefix names one stream: no wildcards or empty chunks (e.g. 'studio/cam1')."""
+    if not prefix or prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        raise ConfigError(f"zenoh prefix {prefix!r}: give slash-separated names such as "
+                          "'studio/cam1', with no leading, trailing or doubled '/'")
+    if any(c in prefix for c in "*$?#") or any(c.isspace() for c in prefix):
+        raise ConfigError(f"zenoh prefix {prefix!r}: wildcards (* $), '?', '#' and spaces "
+                          "are not allowed; a prefix names one stream")
+    return prefix
+
+
+@dataclass(frozen=True)
+class ZenohOptions:
+    """How a session is opened. With no config file: peer mode, multicast scouting off,
+    and loopback endpoints, so nothing is reachable from other machines by default."""
+
+    connect: tuple[str, ...] | None = None
+    listen: tuple[str, ...] | None = None
+    config_json5: str | None = None
+    """Contents of a zenoh JSON5 config (TLS, auth, ACLs); read where the command runs so
+    that every host gets the same settings."""
+    config_name: str = "--zenoh-config"
+
+    @classmethod
+    def load(cls, config_file: str | None = None, connect: list[str] | None = None,
+             listen: list[str] | None = None) -> ZenohOptions:
+        text = None
+        if config_file:
+            try:
+                with open(config_file) as f:
+                    text = f.read()
+            except OSError as exc:
+                raise ConfigError(f"--zenoh-config {config_file!r}: {exc.strerror}") from None
+        opts = cls(tuple(connect) if connect else None, tuple(listen) if listen else None,
+                   text, f"--zenoh-config {config_file!r}" if config_file else "--zenoh-config")
+        opts.build("publisher")  # fail now, with one line, rather than inside an actor
+        return opts
+
+    def build(self, role: str) -> Any:
+        """A zenoh.Config for a 'publisher' (listens) or a 'subscriber' (connects)."""
+        import zenoh
+
+        def insert(key: str, value: Any, label: str) -> None:
+            try:
+                config.insert_json5(key, json.dumps(value))
+            except (zenoh.ZError, ValueError) as exc:
+                raise ConfigError(f"{label}: {one_line(exc)}") from None
+
+        if self.config_json5 is not None:
+            try:
+                config = zenoh.Config.from_json5(self.config_json5)
+            except (zenoh.ZError, ValueError) as exc:
+                raise ConfigError(f"{self.config_name}: invalid zenoh configuration: "
+                                  f"{one_line(exc)}") from None
+        else:
+            config = zenoh.Config()
+            insert("mode", "peer", "zenoh mode")
+            insert("scouting/multicast/enabled", False, "zenoh scouting")
+            publisher = role == "publisher"
+            insert("listen/endpoints", [DEFAULT_ENDPOINT if publisher else "tcp/127.0.0.1:0"],
+                   "--listen")
+            insert("connect/endpoints", [] if publisher else [DEFAULT_ENDPOINT], "--connect")
+        if self.listen is not None:
+            insert("listen/endpoints", list(self.listen), "--listen")
+        if self.connect is not None:
+            insert("connect/endpoints", list(self.connect), "--connect")
+        return config
+
+    def open(self, role: str) -> Any:
+        import zenoh
+
+        config = self.build(role)
+        try:
+            return zenoh.open(config)
+        except zenoh.ZError as exc:
+            where = self.listen or ([DEFAULT_ENDPOINT] if role == "publisher" else [])
+            raise ConfigError(
+                f"cannot open a zenoh session ({one_line(exc)}); is "
+                f"another publisher already listening on {', '.join(where) or 'the endpoint'}?"
+                " pick another with --listen") from None
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """Zenoh's errors span lines (JSON5 carets, source paths); a CLI error is one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    m = re.search(r'msg: "(.*?)"', text)  # JSON5 errors wrap the useful part
+    text = m.group(1) if m else text
+    text = re.sub(r" at /\S+", "", text)  # Rust source paths mean nothing to users
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def encode_attachment(**fields: Any) -> bytes:
+    if "time_base" in fields and fields["time_base"] is not None:
+        tb = Fraction(fields["time_base"])
+        fields["time_base"] = f"{tb.numerator}/{tb.denominator}"
+    return json.dumps({"v": SCHEMA_VERSION, **fields}, separators=(",", ":")).encode()
+
+
+class BadPayload(ValueError):
+    """A sample that does not follow the schema; counted and logged, never raised further."""
+
+
+def _int(doc: dict, key: str, lo: int, hi: int, optional: bool = False) -> int | None:
+    v = doc.get(key)
+    if v is None and optional:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise BadPayload(f"attachment field {key!r} must be an integer in [{lo}, {hi}]")
+    return v
+
+
+def parse_time_base(text: Any) -> Fraction:
+    if not isinstance(text, str) or not re.fullmatch(r"[1-9]\d{0,9}/[1-9]\d{0,9}", text):
+        raise BadPayload("attachment field 'time_base' must look like '1/90000'")
+    return Fraction(text)
+
+
+def decode_attachment(raw: bytes | None) -> dict[str, Any]:
+    """Validate a segment (or EOS) attachment against the schema and size limits."""
+    if raw is None:
+        raise BadPayload("no attachment")
+    if len(raw) > MAX_ATTACHMENT_BYTES:
+        raise BadPayload(f"attachment of {len(raw)} bytes exceeds {MAX_ATTACHMENT_BYTES}")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadPayload("attachment is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("v") != SCHEMA_VERSION:
+        raise BadPayload(f"attachment is not a version {SCHEMA_VERSION} object")
+    if doc.get("eos") is True:
+        return {"eos": True, "seq": _int(doc, "seq", 0, MAX_SEQ)}
+    out = {
+        "eos": False,
+        "seq": _int(doc, "seq", 0, MAX_SEQ),
+        "pts": _int(doc, "pts", -MAX_SEQ, MAX_SEQ, optional=True),
+        "duration": _int(doc, "duration", 0, MAX_SEQ),
+        "time_base": parse_time_base(doc.get("time_base")),
+    }
+    if not isinstance(doc.get("keyframe"), bool):
+        raise BadPayload("attachment field 'keyframe' must be true or false")
+    out["keyframe"] = doc["keyframe"]
+    for key, pattern in (("codec", CODEC_RE), ("init", INIT_ID_RE)):
+        v = doc.get(key)
+        if not isinstance(v, str) or not pattern.fullmatch(v):
+            raise BadPayload(f"attachment field {key!r} is missing or malformed")
+        out[key] = v
+    return out

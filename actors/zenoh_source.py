@@ -1,0 +1,317 @@
+"""ZenohSource: receive a stream that a ZenohSink publishes, as segments or decoded frames."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.element import Source
+from actors.errors import ConfigError, MediaError
+from actors.fmp4 import read_init
+from actors.segment_decoder import SegmentDecoder
+from actors.types import ENCODED_SEGMENT, EOS, Caps, Packet
+from actors.zenoh_link import (
+    MAX_SEGMENT_BYTES,
+    BadPayload,
+    ZenohOptions,
+    check_prefix,
+    decode_attachment,
+    init_id,
+    keys,
+    parse_time_base,
+)
+
+log = logging.getLogger("parallax.zenoh_source")
+
+OUTPUTS = ("segments", "frames")
+WAIT_SLICE_S = 0.2  # produce() returns at least this often, so stop requests are heard
+LOG_FIRST = 5  # malformed samples logged one by one before logging every 100th
+
+
+@dataclass(frozen=True)
+class ZenohSourceSettings:
+    prefix: str
+    zenoh: ZenohOptions = field(default_factory=ZenohOptions)
+    output: str = "segments"
+    """segments: fMP4 items for HlsSink/Fmp4FileSink; frames: decoded raw video."""
+    init_timeout: float = 30.0
+    """Seconds to wait at READY for a publisher to answer the init query."""
+    idle_timeout: float | None = None
+    """End the stream when no segment arrives for this long (None: wait for EOS)."""
+    reorder_window: int = 8
+    """Segments held while waiting for a missing one before it is counted as a gap."""
+    reorder_timeout: float = 1.0
+    """...or seconds waited for it."""
+    max_buffered: int = 32
+    """Segments held for a slow pipeline; beyond that the zenoh callback waits, which
+    pushes back on a BLOCK publisher."""
+    max_segment_bytes: int = MAX_SEGMENT_BYTES
+    history: int = 8
+    """Recent segments asked of the publisher's cache on joining."""
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"output {self.output!r}: use one of {', '.join(OUTPUTS)}")
+        for name in ("init_timeout", "reorder_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ConfigError(f"{name}={getattr(self, name)}: must be 0-3600 seconds")
+        if self.idle_timeout is not None and self.idle_timeout <= 0:
+            raise ConfigError(f"idle_timeout={self.idle_timeout}: must be > 0 seconds")
+        for name in ("reorder_window", "max_buffered"):
+            if not 1 <= getattr(self, name) <= 10_000:
+                raise ConfigError(f"{name}={getattr(self, name)}: must be 1-10000")
+
+
+class ZenohSource(Source):
+    """Subscribes to ``{prefix}/segment`` and fetches the init segment by query.
+
+    Segments are delivered in seq order; missing ones are counted as gaps (in ``drops``),
+    and malformed samples are counted and logged, never raised.
+    """
+
+    def __init__(self, prefix: str | None = None, settings: ZenohSourceSettings | None = None,
+                 **options: Any) -> None:
+        super().__init__()
+        self.settings = settings or ZenohSourceSettings(prefix=prefix, **options)
+        self.session: Any = None
+        self.decoder = SegmentDecoder() if self.settings.output == "frames" else None
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.cond = threading.Condition()
+        self.buffer: dict[int, tuple[Packet, float]] = {}
+        self.ready: list[Any] = []
+        self.next_seq: int | None = None
+        self.eos_seq: int | None = None
+        self.init: bytes | None = None
+        self.init_key = ""
+        self.pending_init: bytes | None = None
+        self.last_arrival = time.monotonic()
+        self.closing = False
+        self.decoded: list[Any] = []
+        self.decoder_flushed = False
+        self.stats = {"received": 0, "delivered": 0, "gaps": 0, "malformed": 0, "late": 0,
+                      "mismatched": 0, "bad_init": 0}
+
+    # -- READY: find the publisher --------------------------------------------
+    def configure(self, caps_in: Caps | None) -> Caps:
+        s = self.settings
+        if self.session is None:
+            self.session = s.zenoh.open("subscriber")
+        self.init_key, _ = keys(s.prefix)
+        deadline = time.monotonic() + s.init_timeout
+        last_error = "no publisher answered"
+        while True:
+            for reply in self.session.get(self.init_key, timeout=min(2.0, s.init_timeout)):
+                if reply.ok is None:
+                    continue
+                try:
+                    self._accept_init(reply.ok.payload.to_bytes(), reply.ok.attachment)
+                    break
+                except (MediaError, BadPayload) as exc:
+                    last_error = f"its init segment is unusable: {exc}"
+            if self.init is not None:
+                break
+            if time.monotonic() >= deadline:
+                raise MediaError(
+                    f"no publisher on zenoh:{s.prefix} answered within {s.init_timeout:g} s "
+                    f"({last_error}); check that it runs and that --connect reaches it")
+            time.sleep(0.2)
+        caps = Caps(kind=ENCODED_SEGMENT, codec=self.info.codec, width=self.info.width,
+                    height=self.info.height, rate=self.info.rate, extradata=self.init,
+                    codec_string=self.info.codec_string, time_base=self.time_base)
+        if self.decoder is not None:
+            return self.decoder.negotiate([caps], [self.name])
+        return caps
+
+    def _accept_init(self, init: bytes, attachment: Any) -> None:
+        self.info = read_init(init)
+        tb = None
+        if attachment is not None:
+            try:
+                doc = json.loads(attachment.to_bytes())
+                tb = parse_time_base(doc.get("time_base")) if isinstance(doc, dict) else None
+            except (ValueError, BadPayload):
+                tb = None
+        self.time_base = tb or self.info.time_base
+        self.init, self.init_ids = init, {init_id(init)}
+
+    # -- PLAYING ---------------------------------------------------------------
+    def start(self) -> None:
+        import zenoh.ext as zx
+
+        if self.session is None:  # this copy was made after READY
+            self.configure(None)
+        s = self.settings
+        init_key, segment_key = keys(s.prefix)
+        self.last_arrival = time.monotonic()
+        self.init_sub = self.session.declare_subscriber(init_key, self._on_init)
+        self.subscriber = zx.declare_advanced_subscriber(
+            self.session, segment_key, self._on_segment,
+            history=zx.HistoryConfig(detect_late_publishers=True, max_samples=s.history))
+        self.ready.append(Packet(self.init, time_base=self.time_base,
+                                 meta={"init": True, "codec": self.info.codec_string}))
+        if self.decoder is not None:
+            self.decoder.start()
+
+    def _count_bad(self, kind: str, why: str) -> None:
+        self.stats[kind] += 1
+        n = self.stats[kind]
+        if n <= LOG_FIRST or n % 100 == 0:
+            log.warning("zenoh:%s: ignored a %s sample (%d so far): %s", self.settings.prefix,
+                        kind.replace("_", " "), n, why)
+
+    def _on_init(self, sample: Any) -> None:
+        data = sample.payload.to_bytes()
+        try:
+            read_init(data)
+        except MediaError as exc:
+            self._count_bad("bad_init", str(exc))
+            return
+        with self.cond:
+            if data != self.init:
+                self.pending_init = data
+                self.init_ids.add(init_id(data))
+
+    def _on_segment(self, sample: Any) -> None:
+        # A zenoh thread: validate, buffer, and wait (bounded) when the pipeline lags.
+        payload = sample.payload
+        try:
+            meta = decode_attachment(sample.attachment.to_bytes() if sample.attachment
+                                     else None)
+            if not meta["eos"] and not 0 < len(payload) <= self.settings.max_segment_bytes:
+                raise BadPayload(f"payload of {len(payload)} bytes (limit "
+                                 f"{self.settings.max_segment_bytes})")
+        except BadPayload as exc:
+            self._count_bad("malformed", str(exc))
+            return
+        with self.cond:
+            self.last_arrival = time.monotonic()
+            if meta["eos"]:
+                self.eos_seq = meta["seq"]
+                self.cond.notify_all()
+                return
+            if meta["init"] not in self.init_ids:
+                self._count_bad("mismatched", "it belongs to an init segment never received")
+                return
+            seq = meta["seq"]
+            if (self.next_seq is not None and seq < self.next_seq) or seq in self.buffer:
+                self.stats["late"] += 1
+                return
+            while (len(self.buffer) + len(self.ready) >= self.settings.max_buffered
+                   and not self.closing):
+                self.cond.wait(WAIT_SLICE_S)
+            self.stats["received"] += 1
+            packet = Packet(payload.to_bytes(), pts=meta["pts"], dts=meta["pts"],
+                            duration=meta["duration"], time_base=meta["time_base"],
+                            keyframe=meta["keyframe"],
+                            meta={"seq": seq, "codec": meta["codec"], "init": False})
+            self.buffer[seq] = (packet, time.monotonic())
+            self.cond.notify_all()
+
+    def _release(self) -> None:
+        """Move deliverable segments from the reorder buffer to ``ready`` (lock held)."""
+        s = self.settings
+        if self.pending_init is not None:
+            self.init, self.pending_init = self.pending_init, None
+            self.ready.append(Packet(self.init, time_base=self.time_base,
+                                     meta={"init": True}))
+        while self.buffer:
+            oldest_seq = min(self.buffer)
+            waited = time.monotonic() - min(t for _, t in self.buffer.values())
+            if self.next_seq is None:
+                # First segments: history replies and live puts race, so wait a moment to
+                # start from the oldest one rather than the first to arrive.
+                if waited < s.reorder_timeout and len(self.buffer) < s.reorder_window:
+                    return
+                self.next_seq = oldest_seq
+            if self.next_seq in self.buffer:
+                self.ready.append(self.buffer.pop(self.next_seq)[0])
+                self.next_seq += 1
+                continue
+            eos_reached = self.eos_seq is not None and not self.buffer
+            if eos_reached or (waited < s.reorder_timeout and
+                               len(self.buffer) < s.reorder_window):
+                return
+            self.stats["gaps"] += oldest_seq - self.next_seq
+            self.counters.drops += oldest_seq - self.next_seq
+            self.next_seq = oldest_seq
+
+    def _finished(self) -> bool:
+        if self.eos_seq is not None and not self.buffer and not self.ready:
+            if self.next_seq is not None and self.next_seq < self.eos_seq:
+                missing = self.eos_seq - self.next_seq
+                self.stats["gaps"] += missing
+                self.counters.drops += missing
+            return True
+        idle = self.settings.idle_timeout
+        if idle and time.monotonic() - self.last_arrival > idle and not self.buffer \
+                and not self.ready:
+            log.warning("zenoh:%s: no segment for %g s; ending the stream",
+                        self.settings.prefix, idle)
+            return True
+        return False
+
+    def produce(self) -> Any:
+        if self.decoded:
+            return self.decoded.pop(0)
+        with self.cond:
+            self._release()
+            if not self.ready:
+                if self._finished():
+                    return self._end()
+                self.cond.wait(WAIT_SLICE_S)
+                self._release()
+            item = self.ready.pop(0) if self.ready else None
+            self.cond.notify_all()
+        if item is None:
+            return None
+        if not item.meta.get("init"):
+            self.stats["delivered"] += 1
+        if self.decoder is None:
+            return item
+        self.decoded = self.decoder.handle(item)
+        return self.decoded.pop(0) if self.decoded else None
+
+    def _end(self) -> Any:
+        if self.decoder is not None and not self.decoder_flushed:
+            self.decoder_flushed = True  # what is left drains through `decoded`, then EOS
+            self.decoded = self.decoder.handle_eos()
+            if self.decoded:
+                return self.decoded.pop(0)
+        return EOS
+
+    def close(self, ok: bool) -> None:
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        for entity in ("subscriber", "init_sub"):
+            obj = getattr(self, entity, None)
+            if obj is not None:
+                try:
+                    obj.undeclare()
+                except Exception:
+                    log.debug("undeclaring %s", entity, exc_info=True)
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def results(self) -> dict[str, Any]:
+        out = dict(self.stats, prefix=self.settings.prefix)
+        if self.decoder is not None:
+            out.update(self.decoder.results())
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(session=None, cond=None, subscriber=None, init_sub=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.cond = threading.Condition()

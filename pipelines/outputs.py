@@ -1,0 +1,93 @@
+"""Output specs shared by transcode, receive and record: what goes after the encoder.
+
+- ``out.mp4``: progressive MP4 (Mp4Mux); with a fragment duration, fragmented MP4.
+- ``out.m3u8``: HLS (fMP4 segments, the init segment and the playlist beside it).
+- ``zenoh:PREFIX``: publish over Zenoh (actors/zenoh_link.py has the key layout).
+- ``null``: discard (for benchmarks).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from actors.element import Element
+from actors.errors import ConfigError
+from actors.fmp4_file_sink import Fmp4FileSink
+from actors.fragmented_mp4_mux import FragmentedMp4Mux
+from actors.hls_sink import HlsSink
+from actors.mp4_mux import MP4_SUFFIXES, Mp4Mux
+from actors.null_sink import NullSink
+from actors.zenoh_link import ZenohOptions, check_prefix
+from actors.zenoh_sink import ZenohSink
+
+ZENOH_SCHEME = "zenoh:"
+HLS_SUFFIX = ".m3u8"
+HLS_FRAGMENT_S = 2.0  # as FFmpeg's hls_time
+ZENOH_FRAGMENT_S = 1.0  # live streams: a shorter fragment is a shorter delay
+
+
+def zenoh_prefix(spec: str) -> str | None:
+    """'zenoh:studio/cam1' -> 'studio/cam1'; None for anything else."""
+    if not spec.startswith(ZENOH_SCHEME):
+        return None
+    return check_prefix(spec[len(ZENOH_SCHEME):])
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    fragment_duration: float | None = None
+    """Seconds per fMP4 fragment; None: progressive MP4, 2 s HLS, 1 s Zenoh."""
+    hls_mode: str = "vod"
+    hls_window: int = 6
+    zenoh: ZenohOptions = field(default_factory=ZenohOptions)
+    congestion: str = "block"
+
+
+def output_kind(output: str) -> str:
+    """mp4, hls, zenoh or null; a ConfigError for anything else."""
+    if output == "null":
+        return "null"
+    if zenoh_prefix(output) is not None:
+        return "zenoh"
+    lower = output.lower()
+    if lower.endswith(HLS_SUFFIX):
+        return "hls"
+    if lower.endswith(MP4_SUFFIXES):
+        return "mp4"
+    ext = os.path.splitext(output)[1] or "(none)"
+    raise ConfigError(f"output {output!r}: unknown extension {ext}; use .mp4, .m3u8, "
+                      "zenoh:PREFIX, or null to discard")
+
+
+def fragment_duration(output: str, opts: OutputOptions) -> float | None:
+    """Seconds per fragment for this output, or None when it is not fragmented."""
+    kind = output_kind(output)
+    if opts.fragment_duration is not None:
+        if kind == "null":
+            return None
+        return opts.fragment_duration
+    return {"hls": HLS_FRAGMENT_S, "zenoh": ZENOH_FRAGMENT_S}.get(kind)
+
+
+def build_output(output: str, opts: OutputOptions) -> list[tuple[str, Element]]:
+    """(name, element) pairs that take encoded packets and write ``output``."""
+    kind = output_kind(output)
+    frag = fragment_duration(output, opts)
+    if kind == "null":
+        return [("mux", NullSink())]
+    if frag is None:
+        return [("mux", Mp4Mux(output))]
+    return [("mux", FragmentedMp4Mux(fragment_duration=frag)), ("sink", segment_sink(output, opts))]
+
+
+def segment_sink(output: str, opts: OutputOptions) -> Element:
+    """The sink for fMP4 segments (from FragmentedMp4Mux or a ZenohSource)."""
+    kind = output_kind(output)
+    if kind == "hls":
+        return HlsSink(output, mode=opts.hls_mode, window=opts.hls_window)
+    if kind == "zenoh":
+        return ZenohSink(zenoh_prefix(output), zenoh=opts.zenoh, congestion=opts.congestion)
+    if kind == "mp4":
+        return Fmp4FileSink(output)
+    raise ConfigError(f"output {output!r}: segments go to .mp4, .m3u8 or zenoh:PREFIX")
