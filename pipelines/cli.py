@@ -1,4 +1,4 @@
-"""The ``parallax`` command line: transcode and probe.
+"""The ``parallax`` command line: transcode, receive, serve and probe.
 
 Exit codes: 0 success; 2 bad usage or bad input (one ``error:`` line, no
 traceback); 1 a failure while running, naming the element; 130 interrupted.
@@ -7,14 +7,17 @@ traceback); 1 a failure while running, naming the element; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any, NoReturn
 
 from actors.errors import ConfigError, MediaError, PipelineError
+from actors.zenoh_link import DEFAULT_ENDPOINT
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -31,12 +34,48 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output (fragmented MP4, HLS and Zenoh)")
+    g.add_argument("--fragment-duration", type=positive_float, metavar="S",
+                   help="seconds per fMP4 fragment; with .mp4 writes a fragmented MP4 "
+                        "(default: 2 for .m3u8, 1 for zenoh:)")
+    g.add_argument("--hls-mode", choices=["vod", "live"], default="vod",
+                   help="vod keeps every segment; live keeps a sliding window")
+    g.add_argument("--hls-window", type=positive_int, default=6, metavar="N",
+                   help="live HLS: segments in the playlist (older files are deleted)")
+    g.add_argument("--congestion", choices=["block", "drop"], default="block",
+                   help="zenoh: block slows to the slowest receiver; drop loses segments")
+    add_zenoh_options(p)
+
+
+def add_zenoh_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("zenoh session (default: peer on loopback, no multicast)")
+    g.add_argument("--zenoh-config", metavar="FILE",
+                   help="zenoh JSON5 config (TLS, mTLS, user/password, ACLs); see README")
+    g.add_argument("--connect", action="append", metavar="ENDPOINT",
+                   help=f"endpoint to connect to, e.g. tcp/10.0.0.5:7447 (receivers "
+                        f"default to {DEFAULT_ENDPOINT}); repeatable")
+    g.add_argument("--listen", action="append", metavar="ENDPOINT",
+                   help=f"endpoint to listen on (publishers default to {DEFAULT_ENDPOINT}); "
+                        "repeatable")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="parallax", description="Distributed media pipelines on Ray.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    t = sub.add_parser("transcode", help="decode, scale and encode into MP4 (or 'null')",
-                       description="Transcode INPUT (a file, or testsrc[:k=v,...]) to OUTPUT "
-                                   "(.mp4, or null to discard).")
+    t = sub.add_parser("transcode", help="decode, scale and encode to MP4, HLS or Zenoh",
+                       description="Transcode INPUT (a file, or testsrc[:k=v,...]) to OUTPUT: "
+                                   "a .mp4 file, a .m3u8 HLS playlist, zenoh:PREFIX, or null.")
     t.add_argument("input")
     t.add_argument("output")
     t.add_argument("--width", type=positive_int)
@@ -49,24 +88,54 @@ def build_parser() -> Parser:
     t.add_argument("--preset", help="encoder speed preset (default veryfast)")
     t.add_argument("--bitrate", help="e.g. 4M or 800k (default: constant quality)")
     t.add_argument("--crf", type=positive_int, help="constant quality, lower is better")
-    t.add_argument("--gop", type=positive_int, help="frames between keyframes")
+    t.add_argument("--gop", type=positive_int,
+                   help="frames between keyframes (default: one per fragment when fragmenting)")
     t.add_argument("--fps", type=float, help="output frame rate (drops or repeats frames)")
     t.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="one host per element (default: scale, encode and mux share one)")
-    t.add_argument("--json", action="store_true", help="print the final stats as JSON")
-    t.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_output_options(t)
+    add_run_options(t)
+    r = sub.add_parser("receive", help="receive a zenoh: stream into .mp4 or .m3u8",
+                       description="Receive zenoh:PREFIX (published by transcode or record) "
+                                   "into OUTPUT (.mp4 or .m3u8). Ends on the publisher's end "
+                                   "of stream, --duration or Ctrl-C; the output is finalized "
+                                   "in every case.")
+    r.add_argument("input", metavar="zenoh:PREFIX")
+    r.add_argument("output")
+    r.add_argument("--duration", type=positive_float, metavar="S",
+                   help="stop after S seconds")
+    r.add_argument("--init-timeout", type=positive_float, default=30.0, metavar="S",
+                   help="seconds to wait for the publisher (default 30)")
+    r.add_argument("--idle-timeout", type=positive_float, default=30.0, metavar="S",
+                   help="end when no segment arrives for S seconds (default 30)")
+    r.add_argument("--hls-mode", choices=["vod", "live"], default="vod")
+    r.add_argument("--hls-window", type=positive_int, default=6, metavar="N")
+    add_zenoh_options(r)
+    add_run_options(r)
+    v = sub.add_parser("serve", help="serve an HLS directory with a player page",
+                       description="Serve DIR over HTTP with a player page (Media Source "
+                                   "Extensions, or native HLS where the browser has it).")
+    v.add_argument("dir")
+    v.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free one")
+    v.add_argument("--bind", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
     p = sub.add_parser("probe", help="list encoder backends and the hardware found")
     p.add_argument("--json", action="store_true")
     return parser
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the final stats as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    commands = {"probe": cmd_probe, "transcode": cmd_transcode, "receive": cmd_receive,
+                "serve": cmd_serve}
     try:
-        if args.command == "probe":
-            return cmd_probe(args)
-        return cmd_transcode(args)
+        return commands[args.command](args)
     except (ConfigError, MediaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -78,41 +147,95 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def output_options(args: argparse.Namespace) -> Any:
+    from actors.zenoh_link import ZenohOptions
+    from pipelines.outputs import OutputOptions
+
+    return OutputOptions(
+        fragment_duration=getattr(args, "fragment_duration", None), hls_mode=args.hls_mode,
+        hls_window=args.hls_window, congestion=getattr(args, "congestion", "block"),
+        zenoh=ZenohOptions.load(args.zenoh_config, args.connect, args.listen))
+
+
 def cmd_transcode(args: argparse.Namespace) -> int:
-    from pipelines.progress import ProgressDisplay, print_summary
-    from pipelines.runtime import ensure_ray
     from pipelines.transcode import TranscodeOptions, build_transcode, parse_bitrate
 
     opts = TranscodeOptions(
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
-        args.fuse)
-    local = not os.environ.get("RAY_ADDRESS")
-    pipeline = build_transcode(opts, local=local)
+        args.fuse, output_options(args))
+    pipeline = build_transcode(opts, local=not os.environ.get("RAY_ADDRESS"))
+    return run_pipeline(pipeline, args, "transcode")
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    from actors.zenoh_source import ZenohSource
+    from pipelines.outputs import output_kind, segment_sink, zenoh_prefix
+    from pipelines.pipeline import Pipeline
+
+    prefix = zenoh_prefix(args.input)
+    if prefix is None:
+        raise ConfigError(f"input {args.input!r}: receive takes zenoh:PREFIX")
+    if output_kind(args.output) not in ("mp4", "hls"):
+        raise ConfigError(f"output {args.output!r}: receive writes .mp4 or .m3u8")
+    opts = output_options(args)
+    pipeline = Pipeline("receive")
+    pipeline.add(ZenohSource(prefix, zenoh=opts.zenoh, init_timeout=args.init_timeout,
+                             idle_timeout=args.idle_timeout), name="src")
+    pipeline.add(segment_sink(args.output, opts), name="sink")
+    pipeline.link("src", "sink")
+    code = run_pipeline(pipeline, args, "receive", duration=args.duration)
+    src = pipeline.results("src") or {}
+    problems = {k: src.get(k) for k in ("gaps", "malformed", "mismatched", "bad_init")
+                if src.get(k)}
+    if problems:
+        print("warning: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in
+                                      problems.items()), file=sys.stderr)
+    return code
+
+
+def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
+                 duration: float | None = None) -> int:
+    """Run with a progress bar; Ctrl-C or ``duration`` ends the stream so outputs finalize."""
+    from pipelines.progress import ProgressDisplay, print_summary
+    from pipelines.runtime import ensure_ray
+
     ensure_ray(quiet=True)
-    display = None if args.quiet else ProgressDisplay(sys.stderr)
+    display = None if args.quiet else ProgressDisplay(sys.stderr, title)
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupt(signum: int, frame: Any) -> None:  # first Ctrl-C drains, the second aborts
         signal.signal(signal.SIGINT, previous)
         print("\ninterrupted: finishing the output (Ctrl-C again to abort)", file=sys.stderr)
-        pipeline.stop(drain=True)
+        pipeline.end_stream()
 
     signal.signal(signal.SIGINT, interrupt)
+    timer = threading.Timer(duration, pipeline.end_stream) if duration else None
     try:
-        with display or _nullcontext():
+        with display or contextlib.nullcontext():
+            if timer:
+                timer.start()
             stats = pipeline.run_with_progress(display.update if display else (lambda p: None))
     finally:
+        if timer:
+            timer.cancel()
         signal.signal(signal.SIGINT, previous)
     src = pipeline.results("src") or {}
     if src.get("lost"):
         print(f"warning: input truncated or damaged: decoded {src['decoded']} of "
               f"{src['expected']} frames ({src['lost']} lost)", file=sys.stderr)
+    last = pipeline.sink_names()[-1]
     if not args.quiet:
-        print_summary(stats, pipeline.results("mux"), sys.stderr)
+        print_summary(stats, pipeline.results(last), sys.stderr)
     if args.json:
         print(json.dumps(stats.to_dict(), default=str))
     return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pipelines.serve import serve
+
+    return serve(args.dir, args.port, args.bind)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -142,14 +265,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
     for key, value in hardware.items():
         console.print(f"[bold]{key}[/]: {value if value not in ([], None) else 'none found'}")
     return EXIT_OK
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 if __name__ == "__main__":

@@ -143,6 +143,19 @@ class Pipeline:
                 timeout=defaults.CONTROL_TIMEOUT_S)
         self.state = State.PLAYING
 
+    def sink_names(self) -> list[str]:
+        """Elements with no outputs, in the order they were added."""
+        return [n for n in self.graph.nodes if not self.graph.outputs(n)]
+
+    def end_stream(self) -> None:
+        """Ask the sources to end the stream (EOS flows, sinks finalize); returns at once.
+
+        Safe from a signal handler or a timer thread; ``wait()`` then sees the end.
+        """
+        if self._monitor is not None:
+            for h in self._source_hosts():
+                h.stop.remote(True)
+
     def stop(self, drain: bool = True, timeout: float = defaults.DRAIN_TIMEOUT_S) -> PipelineStats:
         """End the run. ``drain`` sends EOS from the sources so sinks finalize their output."""
         if self.state is State.NULL:
@@ -151,8 +164,7 @@ class Pipeline:
             self._teardown()
             return self.stats()
         if drain:
-            for h in self._source_hosts():
-                h.stop.remote(True)
+            self.end_stream()
             if not self._monitor.finished.wait(timeout):
                 log.warning("EOS did not reach the sinks within %.0f s; aborting", timeout)
                 self._monitor.abort_all()

@@ -13,14 +13,14 @@ from pipelines.stats import Progress as PipelineProgress
 
 
 class ProgressDisplay:
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], title: str = "transcode") -> None:
         self.console = Console(file=stream)
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
             TextColumn("{task.completed}/{task.fields[total_text]} frames"),
             TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("drops {task.fields[drops]}"),
             TimeRemainingColumn(), console=self.console, transient=True)
-        self.task = self.bar.add_task("transcode", total=None, total_text="?", fps=0.0, drops=0)
+        self.task = self.bar.add_task(title, total=None, total_text="?", fps=0.0, drops=0)
 
     def __enter__(self) -> ProgressDisplay:
         self.bar.start()
