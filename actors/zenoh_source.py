@@ -143,6 +143,7 @@ class ZenohSource(Source):
 
     # -- PLAYING ---------------------------------------------------------------
     def start(self) -> None:
+        import zenoh
         import zenoh.ext as zx
 
         if self.session is None:  # this copy was made after READY
@@ -151,8 +152,13 @@ class ZenohSource(Source):
         init_key, segment_key = keys(s.prefix)
         self.last_arrival = time.monotonic()
         self.init_sub = self.session.declare_subscriber(init_key, self._on_init)
+        # A direct callback runs on zenoh's receive thread, so when the pipeline lags and
+        # the buffer is full, waiting in it stops reading the socket: a BLOCK publisher
+        # slows down and a DROP one drops. zenoh-python's default (indirect) callback
+        # queues without bound instead.
         self.subscriber = zx.declare_advanced_subscriber(
-            self.session, segment_key, self._on_segment,
+            self.session, segment_key, zenoh.handlers.Callback(self._on_segment,
+                                                               indirect=False),
             history=zx.HistoryConfig(detect_late_publishers=True, max_samples=s.history))
         self.ready.append(Packet(self.init, time_base=self.time_base,
                                  meta={"init": True, "codec": self.info.codec_string}))

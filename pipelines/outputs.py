@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from actors.element import Element
 from actors.errors import ConfigError
 from actors.fmp4_file_sink import Fmp4FileSink
-from actors.fragmented_mp4_mux import FragmentedMp4Mux
+from actors.fragmented_mp4_mux import MAX_FRAGMENT_DURATION, FragmentedMp4Mux
 from actors.hls_sink import HlsSink
 from actors.mp4_mux import MP4_SUFFIXES, Mp4Mux
 from actors.null_sink import NullSink
@@ -42,6 +42,12 @@ class OutputOptions:
     hls_window: int = 6
     zenoh: ZenohOptions = field(default_factory=ZenohOptions)
     congestion: str = "block"
+
+    def __post_init__(self) -> None:
+        f = self.fragment_duration
+        if f is not None and not 0 < f <= MAX_FRAGMENT_DURATION:
+            raise ConfigError(f"--fragment-duration {f:g}: must be more than 0 and at most "
+                              f"{MAX_FRAGMENT_DURATION:g} seconds")
 
 
 def output_kind(output: str) -> str:

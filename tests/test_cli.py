@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from media import make_audio_only, make_video
+from streams import assert_usage_error, parallax
 
 from actors.encoders import EncoderBackend, VideoCodec
 from actors.encoders.factory import precheck
-
-
-def parallax(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd, env=env)
-
-
-def assert_usage_error(run: subprocess.CompletedProcess, *needles: str) -> None:
-    assert run.returncode == 2, run.stderr
-    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
-    assert "Traceback" not in run.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
