@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from actors.errors import CapsError
+from actors.errors import CapsError, ParallaxError
 from actors.flow import Block, FlowPolicy, FlowSignal
 from actors.types import ANY, ENCODED_VIDEO, EOS, RAW_VIDEO, Caps, item_nbytes
 
@@ -130,9 +130,11 @@ class Element:
             )
         try:
             caps_out = self.configure(caps_in[0] if caps_in else None)
-        except CapsError:
+        except ParallaxError:
             raise
         except (ValueError, TypeError) as exc:
+            if not caps_in:
+                raise
             raise CapsError(f"'{self.name}' cannot take {caps_in[0].describe()}: {exc}") from exc
         self.caps_in = caps_in[0] if caps_in else None
         self.caps_out = caps_out

@@ -72,6 +72,7 @@ class FragmentedMp4Mux(Transform):
         self.settings = settings or FragmentedMp4MuxSettings(**options)
         self.container: Any = None
         self.segments = 0
+        self.frames = 0
         self.init_sent = False
 
     def configure(self, caps_in: Caps | None) -> Caps:
@@ -150,6 +151,7 @@ class FragmentedMp4Mux(Transform):
                               meta={"seq": self.segments, "codec": self.codec,
                                     "samples": n, "init": False}))
             self.segments += 1
+            self.frames += n
         return out
 
     def _close_container(self) -> None:
@@ -162,7 +164,8 @@ class FragmentedMp4Mux(Transform):
         self._close_container()
 
     def results(self) -> dict[str, Any]:
-        return {"segments": self.segments, "codec": getattr(self, "codec", None)}
+        return {"segments": self.segments, "frames": self.frames,
+                "codec": getattr(self, "codec", None)}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
