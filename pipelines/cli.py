@@ -1,4 +1,4 @@
-"""The ``parallax`` command line: transcode, receive, serve and probe.
+"""The ``parallax`` command line: transcode, record, receive, serve and probe.
 
 Exit codes: 0 success; 2 bad usage or bad input (one ``error:`` line, no
 traceback); 1 a failure while running, naming the element; 130 interrupted.
@@ -112,6 +112,24 @@ def build_parser() -> Parser:
     r.add_argument("--hls-window", type=positive_int, default=6, metavar="N")
     add_zenoh_options(r)
     add_run_options(r)
+    rc = sub.add_parser("record", help="record the screen to MP4, HLS or Zenoh",
+                        description="Capture the screen (X11, via mss) and encode it to OUTPUT: "
+                                    ".mp4, .m3u8 or zenoh:PREFIX. Ctrl-C or --duration stops "
+                                    "it cleanly; the output is finalized and playable.")
+    rc.add_argument("output")
+    rc.add_argument("--fps", type=positive_float, default=30.0)
+    rc.add_argument("--monitor", type=int, default=1, help="1 = first monitor, 0 = all")
+    rc.add_argument("--region", type=region, metavar="X,Y,W,H")
+    rc.add_argument("--width", type=positive_int)
+    rc.add_argument("--height", type=positive_int)
+    rc.add_argument("--codec", default="h264", help="h264, h265, av1 or vp9")
+    rc.add_argument("--encoder", default="auto",
+                    help="auto, software, nvenc, qsv, vaapi or v4l2m2m")
+    rc.add_argument("--preset", help="encoder speed preset (default veryfast)")
+    rc.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
+    rc.add_argument("--display", help="X display, e.g. :99 (default: $DISPLAY)")
+    add_output_options(rc)
+    add_run_options(rc)
     v = sub.add_parser("serve", help="serve an HLS directory with a player page",
                        description="Serve DIR over HTTP with a player page (Media Source "
                                    "Extensions, or native HLS where the browser has it).")
@@ -127,13 +145,27 @@ def build_parser() -> Parser:
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the final stats as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--stats", action="store_true",
+                   help="live per-element table (fps, drops, credits, latency) each second")
+    p.add_argument("--stats-json", action="store_true",
+                   help="one JSON line of stats per second on stdout instead of the display")
+
+
+def region(text: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
+    try:
+        x, y, w, h = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give X,Y,W,H in pixels, e.g. "
+                                         "0,0,1280,720") from None
+    return x, y, w, h
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"probe": cmd_probe, "transcode": cmd_transcode, "receive": cmd_receive,
-                "serve": cmd_serve}
+                "serve": cmd_serve, "record": cmd_record}
     try:
         return commands[args.command](args)
     except (ConfigError, MediaError) as exc:
@@ -168,6 +200,17 @@ def cmd_transcode(args: argparse.Namespace) -> int:
     return run_pipeline(pipeline, args, "transcode")
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from pipelines.record import RecordOptions, build_record
+
+    opts = RecordOptions(args.output, args.fps, args.monitor, args.region, args.width,
+                         args.height, args.codec, args.encoder, args.preset, args.duration,
+                         args.display, output_options(args))
+    # --duration counts capture ticks from the first frame, so Ray's start-up is not
+    # part of the recording and the frame count is exact.
+    return run_pipeline(build_record(opts), args, "record", live_stats=True)
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     from actors.zenoh_source import ZenohSource
     from pipelines.outputs import output_kind, segment_sink, zenoh_prefix
@@ -195,13 +238,25 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
-                 duration: float | None = None) -> int:
-    """Run with a progress bar; Ctrl-C or ``duration`` ends the stream so outputs finalize."""
-    from pipelines.progress import ProgressDisplay, print_summary
+                 duration: float | None = None, live_stats: bool = False) -> int:
+    """Run with a display; Ctrl-C or ``duration`` ends the stream so outputs finalize.
+
+    Live jobs (record) show the per-element stats table by default, file jobs a progress
+    bar; --stats and --stats-json choose the table or JSON lines for any job.
+    """
+    from pipelines.progress import LiveStatsDisplay, ProgressDisplay, print_summary
     from pipelines.runtime import ensure_ray
 
     ensure_ray(quiet=True)
-    display = None if args.quiet else ProgressDisplay(sys.stderr, title)
+    display: Any = None
+    if args.stats_json:
+        display = LiveStatsDisplay(sys.stdout, title, json_lines=True)
+    elif args.quiet:
+        display = None
+    elif args.stats or live_stats:
+        display = LiveStatsDisplay(sys.stderr, title)
+    else:
+        display = ProgressDisplay(sys.stderr, title)
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupt(signum: int, frame: Any) -> None:  # first Ctrl-C drains, the second aborts
@@ -215,7 +270,11 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         with display or contextlib.nullcontext():
             if timer:
                 timer.start()
-            stats = pipeline.run_with_progress(display.update if display else (lambda p: None))
+            if isinstance(display, LiveStatsDisplay):
+                stats = pipeline.run_with_stats(display.update)
+            else:
+                stats = pipeline.run_with_progress(display.update if display else
+                                                   (lambda p: None))
     finally:
         if timer:
             timer.cancel()
@@ -225,7 +284,7 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         print(f"warning: input truncated or damaged: decoded {src['decoded']} of "
               f"{src['expected']} frames ({src['lost']} lost)", file=sys.stderr)
     last = pipeline.sink_names()[-1]
-    if not args.quiet:
+    if not args.quiet and not args.stats_json:
         print_summary(stats, pipeline.results(last), sys.stderr)
     if args.json:
         print(json.dumps(stats.to_dict(), default=str))

@@ -198,15 +198,20 @@ class Pipeline:
     def run_with_progress(self, callback: Callable[[Progress], None],
                           timeout: float | None = None) -> PipelineStats:
         """Like run(), calling ``callback`` with a Progress about once a second."""
+        return self.run_with_stats(lambda stats: callback(self.progress(stats)), timeout)
+
+    def run_with_stats(self, callback: Callable[[PipelineStats], None],
+                       timeout: float | None = None) -> PipelineStats:
+        """Like run(), calling ``callback`` with fresh PipelineStats about once a second."""
         self.start()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for stats in self.stats_stream(self.stats_interval):
-                callback(self.progress(stats))
+                callback(stats)
                 if deadline is not None and time.monotonic() > deadline:
                     break
             result = self.wait(timeout=0 if deadline is None else None)
-            callback(self.progress(result))
+            callback(result)
             return result
         except BaseException:
             self._teardown()

@@ -49,3 +49,56 @@ def print_summary(stats: PipelineStats, output: dict[str, Any] | None, stream: I
         table.add_row(s.name, str(s.buffers_in), str(s.buffers_out),
                       f"{s.total_processing_time:.1f}", lat, str(s.drops), s.node_id[:8])
     console.print(table)
+
+
+class LiveStatsDisplay:
+    """Per-element figures refreshed about once a second (rich), or one JSON line each.
+
+    Per element: fps in and out, drops, credits in use on its input (the mailbox), and
+    latency; for the pipeline: elapsed time, frames and bytes written.
+    """
+
+    def __init__(self, stream: IO[str], title: str, json_lines: bool = False) -> None:
+        self.stream, self.title, self.json_lines = stream, title, json_lines
+        self.live: Any = None
+
+    def __enter__(self) -> LiveStatsDisplay:
+        if not self.json_lines:
+            from rich.live import Live
+
+            self.live = Live(Table(), console=Console(file=self.stream),
+                             refresh_per_second=2, transient=False)
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def update(self, stats: PipelineStats) -> None:
+        if self.json_lines:
+            import json
+            import time
+
+            line = {"time": round(time.time(), 3), **stats.to_dict()}
+            self.stream.write(json.dumps(line, default=str) + "\n")
+            self.stream.flush()
+            return
+        self.live.update(self.table(stats))
+
+    def table(self, stats: PipelineStats) -> Table:
+        caption = (f"{stats.running_time:.1f} s   {stats.frames} frames   "
+                   f"{stats.bytes_written / 1e6:.1f} MB written   state {stats.state}")
+        table = Table(title=f"{self.title}: {caption}", title_justify="left", show_edge=False)
+        for col in ("element", "fps in", "fps out", "drops", "credits", "latency ms",
+                    "e2e ms"):
+            table.add_column(col, justify="left" if col == "element" else "right")
+        inputs = {e.consumer: e for e in stats.edges.values()}
+        for s in stats.elements.values():
+            edge = inputs.get(s.name)
+            credits = f"{edge.in_flight}/{edge.window}" if edge else "-"
+            e2e = s.e2e_latency_ms
+            table.add_row(s.name, f"{s.input_fps:.1f}", f"{s.output_fps:.1f}", str(s.drops),
+                          credits, "-" if s.latency_ms is None else f"{s.latency_ms:.1f}",
+                          "-" if e2e is None else f"{e2e:.1f}")
+        return table

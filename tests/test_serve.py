@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from streams import assert_usage_error, parallax
@@ -94,10 +95,10 @@ async def _watch_playback(profile, url_timeout=30.0, play_timeout=40.0):
 
     port_file = os.path.join(profile, "DevToolsActivePort")
     deadline = time.monotonic() + url_timeout
-    while not (os.path.exists(port_file) and open(port_file).read().count("\n")):
+    while not (os.path.exists(port_file) and Path(port_file).read_text().count("\n")):
         assert time.monotonic() < deadline, "Chromium did not open its DevTools port"
         await asyncio.sleep(0.1)
-    port = open(port_file).read().split()[0]
+    port = Path(port_file).read_text().split()[0]
     async with aiohttp.ClientSession() as http:
         targets = await (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
         page = next(t for t in targets if t["type"] == "page")

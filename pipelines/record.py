@@ -1,0 +1,52 @@
+"""The record pipeline: screen capture -> scale -> encode -> MP4, HLS or Zenoh."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from actors.encoders import EncoderBackend, VideoCodec
+from actors.screen_capture import ScreenCaptureSource
+from actors.video_encoder import VideoEncoder
+from actors.video_scaler import VideoScaler
+from pipelines.outputs import OutputOptions, build_output, fragment_duration, output_kind
+from pipelines.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    output: str
+    fps: float = 30.0
+    monitor: int = 1
+    region: tuple[int, int, int, int] | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str = "h264"
+    encoder: str = "auto"
+    preset: str | None = None
+    duration: float | None = None
+    display: str | None = None
+    out: OutputOptions = field(default_factory=OutputOptions)
+
+    def __post_init__(self) -> None:
+        output_kind(self.output)
+        VideoCodec.parse(self.codec)
+        EncoderBackend.parse(self.encoder)
+
+
+def build_record(opts: RecordOptions) -> Pipeline:
+    """Capture keeps its own host, so grabbing overlaps encoding; the rest is fused."""
+    p = Pipeline("record", fusion=True)
+    p.add(ScreenCaptureSource(monitor=opts.monitor, region=opts.region, fps=opts.fps,
+                              duration=opts.duration, display=opts.display), name="src")
+    p.add(VideoScaler.new(opts.width, opts.height, "yuv420p"), name="scale")
+    p.add(VideoEncoder(codec=opts.codec, backend=opts.encoder, preset=opts.preset,
+                       keyframe_interval=fragment_duration(opts.output, opts.out) or 2.0),
+          name="encode")
+    names = ["src", "scale", "encode"]
+    for name, element in build_output(opts.output, opts.out):
+        p.add(element, name=name)
+        names.append(name)
+    for a, b in itertools.pairwise(names):
+        p.link(a, b, fuse=False if a == "src" else None)
+    return p
