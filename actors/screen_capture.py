@@ -93,8 +93,9 @@ class ScreenCaptureSource(Source):
             raise MediaError("no X display: set DISPLAY or run under Xvfb "
                              "(e.g. xvfb-run parallax record ...)")
         try:
-            self.sct = mss.mss(display=display) if sys.platform.startswith("linux") \
-                else mss.mss()
+            factory = getattr(mss, "MSS", None) or mss.mss  # mss 10 renamed the factory
+            self.sct = factory(display=display) if sys.platform.startswith("linux") \
+                else factory()
         except mss.exception.ScreenShotError as exc:
             raise MediaError(f"cannot open X display {display!r} ({exc}); check DISPLAY, or "
                              "run under Xvfb") from None
