@@ -10,6 +10,7 @@ from typing import Any
 from actors.element import Sink
 from actors.errors import ConfigError
 from actors.mp4_mux import MP4_SUFFIXES, partial_path
+from actors.muxing import check_output_dir
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
 log = logging.getLogger("parallax.fmp4_file_sink")
@@ -47,11 +48,7 @@ class Fmp4FileSink(Sink):
         self.finalized = False
 
     def configure(self, caps_in: Caps | None) -> Caps:
-        parent = os.path.dirname(os.path.abspath(self.settings.location))
-        if not os.path.isdir(parent):
-            raise ConfigError(f"output directory {parent!r} does not exist; create it first")
-        if not os.access(parent, os.W_OK):
-            raise ConfigError(f"output directory {parent!r} is not writable")
+        check_output_dir(self.settings.location)
         return caps_in
 
     def start(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from actors.element import Sink
 from actors.errors import ConfigError
 from actors.hls import MediaPlaylist, Segment, target_duration, write_atomic
+from actors.muxing import check_output_dir
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
 log = logging.getLogger("parallax.hls_sink")
@@ -68,11 +69,7 @@ class HlsSink(Sink):
         return os.path.dirname(os.path.abspath(self.settings.location))
 
     def configure(self, caps_in: Caps | None) -> Caps:
-        if not os.path.isdir(self.directory):
-            raise ConfigError(f"output directory {self.directory!r} does not exist; "
-                              "create it first")
-        if not os.access(self.directory, os.W_OK):
-            raise ConfigError(f"output directory {self.directory!r} is not writable")
+        check_output_dir(self.settings.location)
         return caps_in
 
     def process(self, packet: Packet) -> tuple:

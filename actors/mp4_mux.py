@@ -12,7 +12,7 @@ import av
 
 from actors.element import Sink
 from actors.errors import ConfigError
-from actors.muxing import add_encoded_stream
+from actors.muxing import add_encoded_stream, check_output_dir
 from actors.types import ENCODED_VIDEO, Caps, Packet
 
 log = logging.getLogger("parallax.mp4_mux")
@@ -53,11 +53,7 @@ class Mp4Mux(Sink):
         self.finalized = False
 
     def configure(self, caps_in: Caps | None) -> Caps:
-        parent = os.path.dirname(os.path.abspath(self.settings.location))
-        if not os.path.isdir(parent):
-            raise ConfigError(f"output directory {parent!r} does not exist; create it first")
-        if not os.access(parent, os.W_OK):
-            raise ConfigError(f"output directory {parent!r} is not writable")
+        check_output_dir(self.settings.location)
         return caps_in
 
     def start(self) -> None:

@@ -10,12 +10,14 @@ the muxer as they are.
 from __future__ import annotations
 
 import io
+import os
 from fractions import Fraction
 from typing import Any
 
 import av
 
 from actors.encoders import VideoCodec
+from actors.errors import ConfigError
 from actors.types import Caps
 
 
@@ -34,3 +36,13 @@ def add_encoded_stream(container: Any, caps: Caps) -> Any:
     if caps.extradata:
         ctx.extradata = caps.extradata
     return stream
+
+
+def check_output_dir(location: str) -> str:
+    """The directory an output goes to, which must exist and be writable; returns it."""
+    parent = os.path.dirname(os.path.abspath(location))
+    if not os.path.isdir(parent):
+        raise ConfigError(f"output directory {parent!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"output directory {parent!r} is not writable")
+    return parent
