@@ -57,6 +57,7 @@ class HlsSink(Sink):
         self.playlist = MediaPlaylist(playlist_type="EVENT" if self.settings.mode == "vod"
                                       else None)
         self.map_uri: str | None = None
+        self.init: bytes | None = None
         self.init_versions = 0
         self.written = 0
         self.bytes = 0
@@ -95,9 +96,8 @@ class HlsSink(Sink):
 
     def _write_init(self, data: bytes) -> None:
         if self.map_uri is not None:
-            with open(os.path.join(self.directory, self.map_uri), "rb") as f:
-                if f.read() == data:
-                    return
+            if data == self.init:
+                return
             # The stream changed (a publisher restarted with other settings): a new map
             # and a discontinuity, as players expect.
             root, ext = os.path.splitext(self.settings.init_name)
@@ -106,6 +106,7 @@ class HlsSink(Sink):
         else:
             self.map_uri = self.settings.init_name
         write_atomic(os.path.join(self.directory, self.map_uri), data)
+        self.init = data
 
     def _roll(self) -> None:
         pl = self.playlist

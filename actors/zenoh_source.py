@@ -95,7 +95,7 @@ class ZenohSource(Source):
         self.closing = False
         self.decoded: list[Any] = []
         self.decoder_flushed = False
-        self.stats = {"received": 0, "delivered": 0, "gaps": 0, "malformed": 0, "late": 0,
+        self.stats = {"received": 0, "delivered": 0, "malformed": 0, "late": 0,
                       "mismatched": 0, "bad_init": 0}
 
     # -- READY: find the publisher --------------------------------------------
@@ -244,16 +244,13 @@ class ZenohSource(Source):
             if eos_reached or (waited < s.reorder_timeout and
                                len(self.buffer) < s.reorder_window):
                 return
-            self.stats["gaps"] += oldest_seq - self.next_seq
-            self.counters.drops += oldest_seq - self.next_seq
+            self.counters.drops += oldest_seq - self.next_seq  # reported as gaps
             self.next_seq = oldest_seq
 
     def _finished(self) -> bool:
         if self.eos_seq is not None and not self.buffer and not self.ready:
             if self.next_seq is not None and self.next_seq < self.eos_seq:
-                missing = self.eos_seq - self.next_seq
-                self.stats["gaps"] += missing
-                self.counters.drops += missing
+                self.counters.drops += self.eos_seq - self.next_seq
             return True
         idle = self.settings.idle_timeout
         if idle and time.monotonic() - self.last_arrival > idle and not self.buffer \
@@ -308,7 +305,7 @@ class ZenohSource(Source):
             self.session = None
 
     def results(self) -> dict[str, Any]:
-        out = dict(self.stats, prefix=self.settings.prefix)
+        out = dict(self.stats, gaps=self.counters.drops, prefix=self.settings.prefix)
         if self.decoder is not None:
             out.update(self.decoder.results())
         return out

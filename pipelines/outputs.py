@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from actors.mp4_mux import MP4_SUFFIXES, Mp4Mux
 from actors.null_sink import NullSink
 from actors.zenoh_link import ZenohOptions, check_prefix
 from actors.zenoh_sink import ZenohSink
+from pipelines.pipeline import Pipeline
 
 ZENOH_SCHEME = "zenoh:"
 HLS_SUFFIX = ".m3u8"
@@ -97,3 +99,15 @@ def segment_sink(output: str, opts: OutputOptions) -> Element:
     if kind == "mp4":
         return Fmp4FileSink(output)
     raise ConfigError(f"output {output!r}: segments go to .mp4, .m3u8 or zenoh:PREFIX")
+
+
+def add_job(pipeline: Pipeline, stages: list[tuple[str, Element]], output: str,
+            opts: OutputOptions) -> Pipeline:
+    """Add ``stages`` (the source first) and the elements writing ``output``, linked in a
+    chain. The source keeps its own host, so producing overlaps the rest, which may fuse."""
+    stages = [*stages, *build_output(output, opts)]
+    for name, element in stages:
+        pipeline.add(element, name=name)
+    for (a, _), (b, _) in itertools.pairwise(stages):
+        pipeline.link(a, b, fuse=False if a == stages[0][0] else None)
+    return pipeline

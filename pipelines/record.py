@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 from actors.encoders import EncoderBackend, VideoCodec
 from actors.screen_capture import ScreenCaptureSource
 from actors.video_encoder import VideoEncoder
 from actors.video_scaler import VideoScaler
-from pipelines.outputs import OutputOptions, build_output, fragment_duration, output_kind
+from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.pipeline import Pipeline
 
 
@@ -36,17 +35,11 @@ class RecordOptions:
 
 def build_record(opts: RecordOptions) -> Pipeline:
     """Capture keeps its own host, so grabbing overlaps encoding; the rest is fused."""
-    p = Pipeline("record", fusion=True)
-    p.add(ScreenCaptureSource(monitor=opts.monitor, region=opts.region, fps=opts.fps,
-                              duration=opts.duration, display=opts.display), name="src")
-    p.add(VideoScaler.new(opts.width, opts.height, "yuv420p"), name="scale")
-    p.add(VideoEncoder(codec=opts.codec, backend=opts.encoder, preset=opts.preset,
-                       keyframe_interval=fragment_duration(opts.output, opts.out) or 2.0),
-          name="encode")
-    names = ["src", "scale", "encode"]
-    for name, element in build_output(opts.output, opts.out):
-        p.add(element, name=name)
-        names.append(name)
-    for a, b in itertools.pairwise(names):
-        p.link(a, b, fuse=False if a == "src" else None)
-    return p
+    return add_job(Pipeline("record", fusion=True), [
+        ("src", ScreenCaptureSource(monitor=opts.monitor, region=opts.region, fps=opts.fps,
+                                    duration=opts.duration, display=opts.display)),
+        ("scale", VideoScaler.new(opts.width, opts.height, "yuv420p")),
+        ("encode", VideoEncoder(
+            codec=opts.codec, backend=opts.encoder, preset=opts.preset,
+            keyframe_interval=fragment_duration(opts.output, opts.out) or 2.0)),
+    ], opts.output, opts.out)

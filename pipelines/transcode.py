@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from actors.element import Source
+from actors.element import Element, Source
 from actors.encoders import EncoderBackend, VideoCodec
 from actors.encoders.factory import precheck
 from actors.errors import ConfigError
@@ -17,7 +16,7 @@ from actors.test_pattern import TestPatternSource
 from actors.video_encoder import VideoEncoder
 from actors.video_rate import VideoRate
 from actors.video_scaler import VideoScaler
-from pipelines.outputs import OutputOptions, build_output, fragment_duration, output_kind
+from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.pipeline import Pipeline
 
 TESTSRC = "testsrc"
@@ -120,20 +119,12 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
         reason = precheck(backend, codec)
         if reason:
             raise ConfigError(f"--encoder {backend.value}: {reason}")
-    p = Pipeline("transcode", fusion=opts.fusion)
-    elements = [make_source(opts.input, local)]
+    stages: list[tuple[str, Element]] = [("src", make_source(opts.input, local))]
     if opts.fps:
-        elements.append(VideoRate(opts.fps))
-    elements.append(VideoScaler.new(opts.width, opts.height, "yuv420p", opts.scale_algorithm))
-    elements.append(VideoEncoder(codec=codec, backend=backend, bitrate=opts.bitrate,
-                                 crf=opts.crf, gop=opts.gop, preset=opts.preset,
-                                 keyframe_interval=fragment_duration(opts.output, opts.out)))
-    names = ["src", "rate", "scale", "encode"] if opts.fps else ["src", "scale", "encode"]
-    for name, el in build_output(opts.output, opts.out):
-        names.append(name)
-        elements.append(el)
-    for el, name in zip(elements, names):
-        p.add(el, name=name)
-    for a, b in itertools.pairwise(names):
-        p.link(a, b, fuse=False if a == "src" else None)
-    return p
+        stages.append(("rate", VideoRate(opts.fps)))
+    stages.append(("scale", VideoScaler.new(opts.width, opts.height, "yuv420p",
+                                            opts.scale_algorithm)))
+    stages.append(("encode", VideoEncoder(
+        codec=codec, backend=backend, bitrate=opts.bitrate, crf=opts.crf, gop=opts.gop,
+        preset=opts.preset, keyframe_interval=fragment_duration(opts.output, opts.out))))
+    return add_job(Pipeline("transcode", fusion=opts.fusion), stages, opts.output, opts.out)
