@@ -22,6 +22,9 @@ log = logging.getLogger("parallax.flow")
 BUSY_FRACTION = 0.8  # Busy once in-flight items reach 80% of the window
 OK_FRACTION = 0.2  # Ok again once they fall back to 20%
 DROP_LOG_INTERVAL_S = 1.0  # at most one drop warning per second per edge
+# The longest single wait anywhere (a source's sleep, a mailbox poll, a credit wait) before
+# re-checking stop and abort flags: it bounds how long a stop request goes unheard.
+WAIT_SLICE_S = 0.2
 
 
 class FlowSignal(enum.Enum):

@@ -32,6 +32,22 @@ BYTES_PER_PIXEL: dict[str, float] = {
     "nv12": 1.5,
 }
 SUBSAMPLED_FORMATS = frozenset({"yuv420p", "nv12"})
+RATE_MAX_DENOMINATOR = 1001000  # keeps NTSC rates (30000/1001) exact, rounds float noise away
+
+
+def parse_rate(value: Any, label: str = "rate") -> Fraction:
+    """A frame rate from ``30``, ``29.97``, ``"30000/1001"`` or a Fraction; > 0.
+
+    ``label`` names the option in the error (``fps``, ``rate``...).
+    """
+    try:
+        rate = Fraction(value).limit_denominator(RATE_MAX_DENOMINATOR)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ConfigError(
+            f"{label}={value!r}: give frames per second, e.g. 30 or 30000/1001") from None
+    if rate <= 0:
+        raise ConfigError(f"{label}={value!r}: the frame rate must be > 0")
+    return rate
 
 
 class NamedEnum(enum.Enum):
@@ -167,7 +183,7 @@ class Caps:
         cls, pixel_format: str, width: int, height: int, rate: Fraction | float | None = None,
         time_base: Fraction | None = None,
     ) -> Caps:
-        rate = None if rate is None else Fraction(rate).limit_denominator(1001000)
+        rate = None if rate is None else parse_rate(rate)
         return cls(
             kind=RAW_VIDEO,
             format=pixel_format,
@@ -194,7 +210,7 @@ class Caps:
             codec=codec,
             width=width,
             height=height,
-            rate=None if rate is None else Fraction(rate).limit_denominator(1001000),
+            rate=None if rate is None else parse_rate(rate),
             profile=profile,
             extradata=extradata,
             time_base=time_base,
@@ -236,4 +252,5 @@ def item_nbytes(item: Any) -> int:
         return len(item)
     if isinstance(item, np.ndarray):
         return int(item.nbytes)
-    return 0
+    nbytes = getattr(item, "nbytes", None)  # chunks and other containers report their own
+    return nbytes if isinstance(nbytes, int) else 0

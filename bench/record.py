@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from pipelines.record import RecordOptions, build_record  # noqa: E402
-from pipelines.runtime import ensure_ray  # noqa: E402
+from pipelines.runtime.connection import ensure_ray  # noqa: E402
 
 
 def main(seconds: float = 10.0, fps: float = 30.0) -> None:

@@ -22,7 +22,7 @@ import ray
 from actors.testing import CollectSink, ListSource, StallingPassThrough
 from actors.types import EOS, Frame
 from pipelines import Pipeline
-from pipelines.runtime import ensure_ray
+from pipelines.runtime.connection import ensure_ray
 
 W, H = 1920, 1080
 

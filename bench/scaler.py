@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from actors.test_pattern import TestPatternSource
+from actors.media.test_pattern import TestPatternSource
+from actors.media.video_scaler import ScaleAlgorithm, VideoScaler
 from actors.types import Caps
-from actors.video_scaler import ScaleAlgorithm, VideoScaler
 
 FACTORS = (0.25, 0.5, 0.667, 1.5)
 REPEAT = 20

@@ -20,11 +20,11 @@ from fractions import Fraction
 
 import av
 
-from actors.null_sink import NullSink
-from actors.test_pattern import TestPatternSource
-from actors.video_encoder import VideoEncoder
+from actors.media.null_sink import NullSink
+from actors.media.test_pattern import TestPatternSource
+from actors.media.video_encoder import VideoEncoder
 from pipelines import Pipeline
-from pipelines.runtime import ensure_ray
+from pipelines.runtime.connection import ensure_ray
 from pipelines.transcode import TranscodeOptions, build_transcode
 
 OUT = os.path.join(os.path.dirname(__file__), "out")

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from actors.zenoh_link import ZenohOptions  # noqa: E402
+from actors.zenoh.link import ZenohOptions  # noqa: E402
 
 ENDPOINT = "tcp/127.0.0.1:17555"
 
@@ -83,11 +83,11 @@ def transport(size: int, count: int, interval: float) -> dict:
 
 
 def mux_cost(frames: int = 600) -> dict:
-    from actors.fragmented_mp4_mux import FragmentedMp4Mux
-    from actors.mp4_mux import Mp4Mux
-    from actors.test_pattern import TestPatternSource
+    from actors.media.mp4_mux import Mp4Mux
+    from actors.media.test_pattern import TestPatternSource
+    from actors.media.video_encoder import VideoEncoder
+    from actors.streaming.fragmented_mp4_mux import FragmentedMp4Mux
     from actors.types import EOS
-    from actors.video_encoder import VideoEncoder
 
     src = TestPatternSource(width=1280, height=720, rate=30, num_frames=frames,
                             format="yuv420p", pattern="ball")

@@ -1,7 +1,7 @@
 """What a node has for media work, and the Ray labels and resources that advertise it.
 
 Hardware is reported as found (device nodes, driver libraries); encoders are
-reported as *working* only after a real test encode (``actors.encoders.probe``).
+reported as *working* only after a real test encode (``actors.media.encoders.probe``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import platform
 from typing import Any
 
-from actors.encoders import EncoderBackend, probe
+from actors.media.encoders import EncoderBackend, probe
 
 LABEL_PREFIX = "parallax.encoder."
 

@@ -1,6 +1,5 @@
-"""Parallax runtime: pipelines of elements as Ray actors with bounded credit windows."""
+"""Parallax pipelines: the runtime (pipelines.runtime) and the ready-made jobs built on it."""
 
-from pipelines.pipeline import Pipeline, State
-from pipelines.stats import EdgeStats, ElementStats, PipelineStats, Progress
+from pipelines.runtime import EdgeStats, ElementStats, Pipeline, PipelineStats, Progress, State
 
 __all__ = ["EdgeStats", "ElementStats", "Pipeline", "PipelineStats", "Progress", "State"]

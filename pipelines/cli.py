@@ -17,7 +17,7 @@ import threading
 from typing import Any, NoReturn
 
 from actors.errors import ConfigError, MediaError, PipelineError
-from actors.zenoh_link import DEFAULT_ENDPOINT
+from actors.zenoh.link import DEFAULT_ENDPOINT
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def output_options(args: argparse.Namespace) -> Any:
-    from actors.zenoh_link import ZenohOptions
+    from actors.zenoh.link import ZenohOptions
     from pipelines.outputs import OutputOptions
 
     return OutputOptions(
@@ -212,9 +212,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
-    from actors.zenoh_source import ZenohSource
+    from actors.zenoh.zenoh_source import ZenohSource
     from pipelines.outputs import output_kind, segment_sink, zenoh_prefix
-    from pipelines.pipeline import Pipeline
+    from pipelines.runtime.pipeline import Pipeline
 
     prefix = zenoh_prefix(args.input)
     if prefix is None:
@@ -245,7 +245,7 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
     bar; --stats and --stats-json choose the table or JSON lines for any job.
     """
     from pipelines.progress import LiveStatsDisplay, ProgressDisplay, print_summary
-    from pipelines.runtime import ensure_ray
+    from pipelines.runtime.connection import ensure_ray
 
     ensure_ray(quiet=True)
     display: Any = None
@@ -298,7 +298,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from actors.encoders import probe
+    from actors.media.encoders import probe
     from cluster.detect import detect_hardware
 
     results = probe()

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 from actors.element import Element
 from actors.errors import ConfigError
-from actors.fmp4_file_sink import Fmp4FileSink
-from actors.fragmented_mp4_mux import MAX_FRAGMENT_DURATION, FragmentedMp4Mux
-from actors.hls_sink import HlsSink
-from actors.mp4_mux import MP4_SUFFIXES, Mp4Mux
-from actors.null_sink import NullSink
-from actors.zenoh_link import ZenohOptions, check_prefix
-from actors.zenoh_sink import ZenohSink
-from pipelines.pipeline import Pipeline
+from actors.media.mp4_mux import MP4_SUFFIXES, Mp4Mux
+from actors.media.null_sink import NullSink
+from actors.streaming.fmp4_file_sink import Fmp4FileSink
+from actors.streaming.fragmented_mp4_mux import MAX_FRAGMENT_DURATION, FragmentedMp4Mux
+from actors.streaming.hls_sink import HlsSink
+from actors.zenoh.link import ZenohOptions, check_prefix
+from actors.zenoh.zenoh_sink import ZenohSink
+from pipelines.runtime.pipeline import Pipeline
 
 ZENOH_SCHEME = "zenoh:"
 HLS_SUFFIX = ".m3u8"

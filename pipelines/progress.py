@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pipelines.stats import PipelineStats
-from pipelines.stats import Progress as PipelineProgress
+from pipelines.runtime.stats import PipelineStats
+from pipelines.runtime.stats import Progress as PipelineProgress
 
 
 class ProgressDisplay:

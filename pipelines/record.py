@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from actors.encoders import EncoderBackend, VideoCodec
-from actors.screen_capture import ScreenCaptureSource
-from actors.video_encoder import VideoEncoder
-from actors.video_scaler import VideoScaler
+from actors.capture.screen_capture import ScreenCaptureSource
+from actors.media.encoders import EncoderBackend, VideoCodec
+from actors.media.video_encoder import VideoEncoder
+from actors.media.video_scaler import VideoScaler
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
-from pipelines.pipeline import Pipeline
+from pipelines.runtime.pipeline import Pipeline
 
 
 @dataclass(frozen=True)

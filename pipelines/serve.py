@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from actors.errors import ConfigError, MediaError
-from actors.fmp4 import codec_string
-from actors.hls import parse_playlist
+from actors.streaming.fmp4 import codec_string
+from actors.streaming.hls import parse_playlist
 
 log = logging.getLogger("parallax.serve")
 

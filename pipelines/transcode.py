@@ -8,19 +8,23 @@ from fractions import Fraction
 from typing import Any
 
 from actors.element import Element, Source
-from actors.encoders import EncoderBackend, VideoCodec
-from actors.encoders.factory import precheck
 from actors.errors import ConfigError
-from actors.file_source import FileSource, open_video
-from actors.test_pattern import TestPatternSource
-from actors.video_encoder import VideoEncoder
-from actors.video_rate import VideoRate
-from actors.video_scaler import VideoScaler
+from actors.media.encoders import EncoderBackend, VideoCodec
+from actors.media.encoders.factory import precheck
+from actors.media.file_source import FileSource, open_video
+from actors.media.test_pattern import TestPatternSource
+from actors.media.video_encoder import VideoEncoder
+from actors.media.video_rate import VideoRate
+from actors.media.video_scaler import VideoScaler
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
-from pipelines.pipeline import Pipeline
+from pipelines.runtime.pipeline import Pipeline
 
 TESTSRC = "testsrc"
 TESTSRC_DEFAULT_DURATION = 10.0  # seconds, so that a bare `testsrc` ends by itself
+# Without a size, `testsrc` shows the pipeline off: moving content at 1080p, scaled to 720p.
+# With a size, the pattern defaults to TestPatternSource's (static SMPTE bars).
+TESTSRC_DEFAULTS = {"pattern": "ball", "width": 1920, "height": 1080}
+TESTSRC_DEFAULT_OUTPUT_HEIGHT = 720  # pixels, for that default size without --width/--height
 TESTSRC_KEYS = {"pattern", "size", "width", "height", "rate", "fps", "duration", "frames",
                 "format", "live", "timecode"}
 
@@ -68,7 +72,14 @@ def parse_testsrc(spec: str) -> TestPatternSource:
     kw.update(opts)  # pattern, format
     if "num_frames" not in kw and "duration" not in kw:
         kw["duration"] = TESTSRC_DEFAULT_DURATION
+    if "width" not in kw and "height" not in kw:
+        for key, value in TESTSRC_DEFAULTS.items():
+            kw.setdefault(key, value)
     return TestPatternSource(**kw)
+
+
+def is_testsrc(spec: str) -> bool:
+    return spec == TESTSRC or spec.startswith(TESTSRC + ":")
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,7 @@ class TranscodeOptions:
 
 
 def make_source(spec: str, local: bool) -> Source:
-    if spec == TESTSRC or spec.startswith(TESTSRC + ":"):
+    if is_testsrc(spec):
         return parse_testsrc(spec)
     if local:  # fail fast, before any actor starts, when the file is on this machine
         container, _ = open_video(spec)
@@ -122,7 +133,13 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     stages: list[tuple[str, Element]] = [("src", make_source(opts.input, local))]
     if opts.fps:
         stages.append(("rate", VideoRate(opts.fps)))
-    stages.append(("scale", VideoScaler.new(opts.width, opts.height, "yuv420p",
+    width, height = opts.width, opts.height
+    source = stages[0][1]
+    if (width is None and height is None and isinstance(source, TestPatternSource)
+            and (source.settings.width, source.settings.height)
+            == (TESTSRC_DEFAULTS["width"], TESTSRC_DEFAULTS["height"])):
+        height = TESTSRC_DEFAULT_OUTPUT_HEIGHT
+    stages.append(("scale", VideoScaler.new(width, height, "yuv420p",
                                             opts.scale_algorithm)))
     stages.append(("encode", VideoEncoder(
         codec=codec, backend=backend, bitrate=opts.bitrate, crf=opts.crf, gop=opts.gop,

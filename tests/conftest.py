@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from pipelines.runtime import FREE_OBJECTS_PERIOD_MS
+from pipelines.runtime.connection import FREE_OBJECTS_PERIOD_MS
 
 TEST_OBJECT_STORE_BYTES = 2 * 1024**3  # fixed, so that budget checks are deterministic
 

@@ -7,13 +7,18 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from actors.test_pattern import TestPatternSource
+from actors.media.test_pattern import TestPatternSource
 
 
 def make_video(path: str, codec: str = "libx264", width: int = 320, height: int = 240,
                frames: int = 30, rate: int = 30, bframes: int = 2,
-               pts: list[int] | None = None) -> str:
-    """Encode a moving test pattern; ``pts`` (in 1/rate units) makes it variable-rate."""
+               pts: list[int] | None = None, gop: int | None = None, open_gop: bool = False,
+               start: int = 0) -> str:
+    """Encode a moving test pattern; ``pts`` (in 1/rate units) makes it variable-rate.
+
+    ``gop`` sets the keyframe interval (frames), ``open_gop`` lets B-frames before a
+    keyframe reference the previous GOP, and ``start`` shifts every pts (frames).
+    """
     odd = bool(width % 2 or height % 2)
     fmt = "rgba" if odd else "yuv420p"
     pix_fmt = "yuv444p" if odd else "yuv420p"  # 4:4:4 holds odd sizes
@@ -28,11 +33,19 @@ def make_video(path: str, codec: str = "libx264", width: int = 320, height: int 
             opts = {"preset": "ultrafast", "x265-params": "log-level=error"}
         if codec == "libx264" and bframes:
             opts["preset"] = "veryfast"  # ultrafast turns B-frames off
+        if gop:
+            st.codec_context.gop_size = gop
+            if codec == "libx264":
+                opts["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0" + (
+                    ":open-gop=1" if open_gop else "")
+            elif codec == "libx265":
+                opts["x265-params"] = (f"log-level=error:keyint={gop}:min-keyint={gop}:"
+                                       f"scenecut=0:open-gop={int(open_gop)}:bframes={bframes}")
         st.codec_context.options = opts
         for i in range(frames):
             f = src.produce()
             vf = av.VideoFrame.from_ndarray(f.data, format=fmt).reformat(format=pix_fmt)
-            vf.pts = pts[i] if pts else i
+            vf.pts = (pts[i] if pts else i) + start
             vf.time_base = Fraction(1, rate)
             out.mux(st.encode(vf))
         out.mux(st.encode(None))

@@ -12,10 +12,10 @@ from typing import Any
 import av
 
 from actors.element import Element
-from actors.fragmented_mp4_mux import FragmentedMp4Mux
-from actors.test_pattern import TestPatternSource
+from actors.media.test_pattern import TestPatternSource
+from actors.media.video_encoder import VideoEncoder
+from actors.streaming.fragmented_mp4_mux import FragmentedMp4Mux
 from actors.types import EOS
-from actors.video_encoder import VideoEncoder
 
 
 def run_direct(*elements: Element) -> list[Any]:

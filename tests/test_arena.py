@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from actors.errors import BudgetError
-from actors.test_pattern import TestPatternSource
+from actors.media.test_pattern import TestPatternSource
 from actors.testing import CollectSink, StallingPassThrough
 from pipelines import Pipeline, State
-from pipelines.arena import EdgeBudget, check_budget
-from pipelines.defaults import LARGE_SLOT_COUNT
+from pipelines.runtime.arena import EdgeBudget, check_budget
+from pipelines.runtime.defaults import LARGE_SLOT_COUNT
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -10,8 +10,8 @@ import pytest
 from media import make_audio_only, make_video
 from streams import assert_usage_error, parallax
 
-from actors.encoders import EncoderBackend, VideoCodec
-from actors.encoders.factory import precheck
+from actors.media.encoders import EncoderBackend, VideoCodec
+from actors.media.encoders.factory import precheck
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,18 @@ from fractions import Fraction
 import av
 import pytest
 
-from actors.encoders import (
+from actors.errors import ConfigError
+from actors.media.encoders import (
     EncoderBackend,
     EncoderUnavailable,
     VideoCodec,
     VideoEncoderConfig,
     create_encoder,
 )
-from actors.encoders.factory import precheck
-from actors.errors import ConfigError
-from actors.test_pattern import TestPatternSource
+from actors.media.encoders.factory import precheck
+from actors.media.test_pattern import TestPatternSource
+from actors.media.video_encoder import VideoEncoder
 from actors.types import Caps
-from actors.video_encoder import VideoEncoder
 
 
 def encode_decode(config: VideoEncoderConfig, frames: int = 20) -> tuple[str, int, int]:

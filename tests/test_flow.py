@@ -6,7 +6,7 @@ import pytest
 
 from actors.errors import ConfigError, FlowError
 from actors.flow import Block, Drop, FlowSignal, FlowState, RingBuffer, SignalTracker
-from pipelines.edge import ReorderBuffer
+from pipelines.runtime.edge import ReorderBuffer
 
 
 class FakeWindow:

@@ -10,9 +10,9 @@ import pytest
 from streams import decode_bytes, make_segments, parallax, run_direct
 
 from actors.errors import MediaError
-from actors.fmp4 import BoxSplitter, codec_string, iter_boxes, read_init, sample_count
-from actors.fmp4_file_sink import Fmp4FileSink
-from actors.fragmented_mp4_mux import FragmentedMp4Mux
+from actors.streaming.fmp4 import BoxSplitter, codec_string, iter_boxes, read_init, sample_count
+from actors.streaming.fmp4_file_sink import Fmp4FileSink
+from actors.streaming.fragmented_mp4_mux import FragmentedMp4Mux
 from actors.testing import ListSource
 from actors.types import Caps
 
@@ -104,8 +104,8 @@ def test_read_init_describes_the_stream(items):
 
 
 def test_self_initializing_first_segment_without_separate_init():
-    from actors.test_pattern import TestPatternSource
-    from actors.video_encoder import VideoEncoder
+    from actors.media.test_pattern import TestPatternSource
+    from actors.media.video_encoder import VideoEncoder
 
     out = run_direct(TestPatternSource(width=160, height=120, num_frames=60, format="yuv420p"),
                      VideoEncoder(keyframe_interval=1.0),
@@ -130,7 +130,7 @@ def test_fmp4_file_sink_keeps_what_is_complete_when_the_run_fails(items, tmp_pat
 
 
 def test_fmp4_file_sink_in_a_ray_pipeline(ray_session, items, tmp_path):
-    from pipelines.pipeline import Pipeline
+    from pipelines.runtime.pipeline import Pipeline
 
     p = Pipeline("fmp4-file")
     caps = Caps.segments(Caps.encoded_video("h264", 320, 240, 30), items[0].meta["codec"],

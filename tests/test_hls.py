@@ -8,8 +8,8 @@ import pytest
 from streams import assert_usage_error, decode_bytes, make_segments, parallax
 
 from actors.errors import ConfigError
-from actors.hls import parse_playlist
-from actors.hls_sink import HlsSink
+from actors.streaming.hls import parse_playlist
+from actors.streaming.hls_sink import HlsSink
 from actors.types import Caps
 
 

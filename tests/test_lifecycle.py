@@ -11,7 +11,7 @@ import pytest
 
 from actors.element import Sink
 from actors.errors import CapsError, PipelineError
-from actors.test_pattern import TestPatternSource
+from actors.media.test_pattern import TestPatternSource
 from actors.testing import CollectSink, ListSource, StallingPassThrough
 from actors.types import ENCODED_VIDEO
 from pipelines import Pipeline, State

@@ -16,13 +16,13 @@ import pytest
 from media import probe_video
 from streams import assert_usage_error, parallax
 
+from actors.capture.screen_capture import ScreenCaptureSource
 from actors.errors import PipelineError
-from actors.null_sink import NullSink
-from actors.screen_capture import ScreenCaptureSource
+from actors.media.null_sink import NullSink
+from actors.media.video_encoder import VideoEncoder
+from actors.media.video_scaler import VideoScaler
 from actors.testing import StallingPassThrough
-from actors.video_encoder import VideoEncoder
-from actors.video_scaler import VideoScaler
-from pipelines.pipeline import Pipeline
+from pipelines.runtime.pipeline import Pipeline
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("Xvfb") and shutil.which("xsetroot")),

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from actors.errors import ConfigError
-from actors.test_pattern import TestPatternSource
-from actors.types import Caps
-from actors.video_scaler import (
+from actors.media.test_pattern import TestPatternSource
+from actors.media.video_scaler import (
     FORMATS,
     ScaleAlgorithm,
     VideoScaler,
@@ -19,6 +18,7 @@ from actors.video_scaler import (
     factor_size,
     fit_size,
 )
+from actors.types import Caps
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,7 +11,7 @@ import pytest
 
 from actors.errors import ConfigError
 from actors.flow import Block, Drop
-from actors.test_pattern import FORMATS, PATTERNS, TestPatternSource, read_timecode
+from actors.media.test_pattern import FORMATS, PATTERNS, TestPatternSource, read_timecode
 from actors.types import EOS, Caps
 
 

@@ -9,10 +9,10 @@ import pytest
 from media import make_video, probe_video
 
 from actors.errors import MediaError, PipelineError
-from actors.mp4_mux import Mp4Mux, partial_path
-from actors.test_pattern import TestPatternSource
+from actors.media.mp4_mux import Mp4Mux, partial_path
+from actors.media.test_pattern import TestPatternSource
+from actors.media.video_encoder import VideoEncoder
 from actors.testing import StallingPassThrough
-from actors.video_encoder import VideoEncoder
 from pipelines import Pipeline
 from pipelines.transcode import TranscodeOptions, build_transcode
 

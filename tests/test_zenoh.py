@@ -15,20 +15,20 @@ from streams import assert_usage_error, decode_bytes, make_segments, parallax
 from zenoh_helpers import GatedSource, RawPublisher, free_endpoint
 
 from actors.errors import ConfigError, MediaError, PipelineError
-from actors.fmp4_file_sink import Fmp4FileSink
+from actors.streaming.fmp4_file_sink import Fmp4FileSink
 from actors.testing import CollectSink
 from actors.types import Caps, Packet
-from actors.zenoh_link import (
+from actors.zenoh.link import (
     BadPayload,
     ZenohOptions,
     check_prefix,
     decode_attachment,
     encode_attachment,
 )
-from actors.zenoh_sink import ZenohSink
-from actors.zenoh_source import ZenohSource
+from actors.zenoh.zenoh_sink import ZenohSink
+from actors.zenoh.zenoh_source import ZenohSource
 from pipelines.outputs import OutputOptions
-from pipelines.pipeline import Pipeline
+from pipelines.runtime.pipeline import Pipeline
 from pipelines.transcode import TranscodeOptions, build_transcode
 
 GOOD = {"seq": 3, "pts": 90, "duration": 30, "time_base": "1/30", "keyframe": True,
@@ -180,9 +180,11 @@ def test_late_joiner_gets_the_init_and_decodes_from_its_first_segment(ray_sessio
     src = rx.results("src")
     assert src["gaps"] == 0 and src["corrupt_segments"] == 0, src
     assert frames and frames[0].time > 1.5  # it joined mid-stream...
-    # ...and decoded every segment it got (1 s each; a live source under load may drop a
-    # few frames, so a segment can hold slightly fewer than 30).
-    assert src["delivered"] * 30 - 15 <= len(frames) <= src["delivered"] * 30
+    # ...and decoded every frame of every segment it got. A live source on a loaded 2-core
+    # machine drops frames (the receiver starting up is such a load), so a 1 s segment
+    # holds up to 30 frames: count what the segments hold instead of assuming 30.
+    assert src["delivered"] >= 1 and len(frames) == src["samples"]
+    assert src["samples"] <= src["delivered"] * 30
     times = [f.time for f in frames]
     assert times == sorted(set(times))
     assert src["delivered"] < pub.results("sink")["segments"]

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from actors.testing import ListSource
-from actors.zenoh_link import ZenohOptions, encode_attachment, init_id, keys
+from actors.zenoh.link import ZenohOptions, encode_attachment, init_id, keys
 
 
 def free_endpoint() -> str:

@@ -24,8 +24,8 @@ from actors.element import Element, Source
 from actors.errors import ConfigError, ParallaxError
 from actors.flow import FlowSignal
 from actors.types import EOS, Caps
-from pipelines.defaults import WAIT_SLICE_S
-from pipelines.edge import (
+from pipelines.runtime.defaults import WAIT_SLICE_S
+from pipelines.runtime.edge import (
     CLOSED,
     Aborted,
     EdgeSender,
@@ -35,7 +35,7 @@ from pipelines.edge import (
     ReorderBuffer,
     resolve,
 )
-from pipelines.metrics import HostMetrics
+from pipelines.runtime.metrics import HostMetrics
 
 log = logging.getLogger("parallax.host")
 

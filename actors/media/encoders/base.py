@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from actors.errors import ConfigError
 from actors.types import Frame, NamedEnum, Packet
@@ -12,6 +13,7 @@ DEFAULT_PRESET = "veryfast"  # libx264/libx265 speed preset; hardware backends m
 DEFAULT_CRF = 23  # constant quality when no bitrate is given (x264's default)
 MAX_BITRATE = 1_000_000_000  # 1 Gbps: anything above is a typo, not a setting
 MAX_GOP = 10_000  # frames
+MAX_THREADS = 256
 
 
 class VideoCodec(NamedEnum):
@@ -75,6 +77,10 @@ class VideoEncoderConfig:
     """Speed/quality preset, passed to the encoder (x264: ultrafast ... veryslow)."""
     time_base: Fraction | None = None
     """Timestamps' unit; None uses 1/framerate."""
+    threads: int | None = None
+    """Encoder threads (software encoders); None: one per core, FFmpeg's default."""
+    frame_threads: bool = False
+    """Frame threads (throughput: the farm) instead of slice threads (latency: live)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "codec", VideoCodec.parse(self.codec))
@@ -93,6 +99,8 @@ class VideoEncoderConfig:
             raise ConfigError(f"crf={self.crf}: must be 0-51 (x264/x265) or 0-63 (AV1/VP9)")
         if self.gop is not None and not 1 <= self.gop <= MAX_GOP:
             raise ConfigError(f"gop={self.gop}: must be 1-{MAX_GOP} frames")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"threads={self.threads}: must be 1-{MAX_THREADS}")
         if self.keyframe_interval is not None and not 0 < self.keyframe_interval <= 60:
             raise ConfigError(f"keyframe_interval={self.keyframe_interval}: must be "
                               "0-60 seconds")
@@ -110,9 +118,20 @@ class VideoEncoderBackend:
     extradata: bytes | None = None
     """Global headers (SPS/PPS), for the muxer's avcC/hvcC."""
     profile: str | None = None
+    time_base: Fraction = Fraction(1, 90000)
+    """The unit of the packets' timestamps."""
 
     def encode(self, frame: Frame) -> list[Packet]:
         raise NotImplementedError
+
+    def encode_av(self, frame: Any, duration: int | None = None) -> list[Packet]:
+        """Encode a PyAV VideoFrame whose pts is in this encoder's time base.
+
+        Backends that run FFmpeg in-process take it as it is; the others get a Frame.
+        """
+        return self.encode(Frame(frame.to_ndarray(), frame.format.name, frame.width,
+                                 frame.height, pts=frame.pts, time_base=self.time_base,
+                                 duration=duration))
 
     def flush(self) -> list[Packet]:
         raise NotImplementedError

@@ -11,7 +11,7 @@ from typing import Any
 from actors.element import Sink
 from actors.errors import ConfigError
 from actors.types import ENCODED_SEGMENT, Caps, Packet
-from actors.zenoh_link import (
+from actors.zenoh.link import (
     CONGESTION,
     ZenohOptions,
     check_prefix,

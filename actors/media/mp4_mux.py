@@ -12,7 +12,7 @@ import av
 
 from actors.element import Sink
 from actors.errors import ConfigError
-from actors.muxing import add_encoded_stream, check_output_dir
+from actors.media.muxing import add_encoded_stream, check_output_dir
 from actors.types import ENCODED_VIDEO, Caps, Packet
 
 log = logging.getLogger("parallax.mp4_mux")

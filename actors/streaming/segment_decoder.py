@@ -10,7 +10,7 @@ import av
 
 from actors.element import Transform
 from actors.errors import MediaError
-from actors.fmp4 import read_init
+from actors.streaming.fmp4 import read_init
 from actors.types import ENCODED_SEGMENT, Caps, Frame, Packet
 
 log = logging.getLogger("parallax.segment_decoder")

@@ -18,8 +18,8 @@ import av
 
 from actors.element import Transform
 from actors.errors import ConfigError
-from actors.fmp4 import BoxSplitter, codec_string, sample_count
-from actors.muxing import add_encoded_stream
+from actors.media.muxing import add_encoded_stream
+from actors.streaming.fmp4 import BoxSplitter, codec_string, sample_count
 from actors.types import ENCODED_VIDEO, Caps, Packet
 
 MAX_FRAGMENT_DURATION = 60.0  # seconds; longer fragments defeat the point of fragmenting

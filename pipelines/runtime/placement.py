@@ -16,7 +16,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from actors.element import Element, Placement
 from actors.errors import ConfigError, PipelineError, PlacementError
-from pipelines.host import ElementHost
+from pipelines.runtime.host import ElementHost
 
 # An async actor serves one push per credit of every input edge, plus control calls.
 HOST_MAX_CONCURRENCY = 1000

@@ -20,7 +20,7 @@ import numpy as np
 from actors.element import Source
 from actors.errors import ConfigError
 from actors.flow import Block, Drop, FlowPolicy
-from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame
+from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame, parse_rate
 
 PATTERNS = ("smpte", "ball", "gradient", "snow", "checkers", "solid")
 STATIC_PATTERNS = frozenset({"smpte", "checkers", "solid"})
@@ -63,7 +63,7 @@ class TestPatternSettings:
     """RGB of the solid pattern."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rate", _rate(self.rate))
+        object.__setattr__(self, "rate", parse_rate(self.rate, "rate"))
         if self.pattern not in PATTERNS:
             raise ConfigError(f"unknown pattern {self.pattern!r}; use one of {', '.join(PATTERNS)}")
         if self.format not in FORMATS:
@@ -217,15 +217,6 @@ class TestPatternSource(Source):
 def _bounce(x: int, span: int) -> int:
     x %= 2 * span
     return x if x < span else 2 * span - x
-
-
-def _rate(value: Any) -> Fraction:
-    try:
-        return Fraction(value).limit_denominator(1001000)
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise ConfigError(
-            f"rate={value!r}: give frames per second, e.g. 30 or 30000/1001"
-        ) from None
 
 
 def draw_timecode(plane: np.ndarray, n: int, high: int = 255, low: int = 0) -> None:

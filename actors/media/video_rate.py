@@ -7,7 +7,7 @@ from typing import Any
 
 from actors.element import Transform
 from actors.errors import ConfigError
-from actors.types import RAW_VIDEO, Caps, Frame
+from actors.types import RAW_VIDEO, Caps, Frame, parse_rate
 
 MAX_RATE = 1000  # fps
 
@@ -19,10 +19,7 @@ class VideoRate(Transform):
 
     def __init__(self, rate: Fraction | float) -> None:
         super().__init__()
-        try:
-            self.rate = Fraction(rate).limit_denominator(1001000)
-        except (TypeError, ValueError):
-            raise ConfigError(f"fps={rate!r}: give frames per second, e.g. 25") from None
+        self.rate = parse_rate(rate, "fps")
         if not 0 < self.rate <= MAX_RATE:
             raise ConfigError(f"fps={float(self.rate):g}: must be > 0 and <= {MAX_RATE}")
         self.time_base = 1 / self.rate

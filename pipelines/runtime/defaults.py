@@ -6,6 +6,7 @@ window of W credits for items of S bytes reserves at most W x S bytes.
 
 from __future__ import annotations
 
+from actors.flow import WAIT_SLICE_S  # noqa: F401  (re-exported: one constant, owned by actors/)
 from actors.types import ENCODED_SEGMENT, ENCODED_VIDEO, RAW_VIDEO, Caps
 
 KIB = 1024
@@ -32,7 +33,6 @@ SOURCE_SLOT_COUNT = 200
 INLINE_MAX_BYTES = 100 * KIB
 
 # Bounds on waits, so that no failure turns into a hang.
-WAIT_SLICE_S = 0.2  # longest single wait before re-checking stop/abort flags
 PLACEMENT_TIMEOUT_S = 30.0  # an actor not placed by then is reported unplaceable
 CONTROL_TIMEOUT_S = 60.0  # negotiate/connect/stats calls on a live host
 DRAIN_TIMEOUT_S = 30.0  # stop(drain=True) waits this long for EOS to reach the sinks

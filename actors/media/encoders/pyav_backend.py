@@ -14,7 +14,7 @@ import av
 import numpy as np
 from av.codec.context import Flags
 
-from actors.encoders.base import (
+from actors.media.encoders.base import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
     EncoderBackend,
@@ -92,7 +92,11 @@ class PyAvEncoder(VideoEncoderBackend):
         if config.bitrate:
             ctx.bit_rate = config.bitrate
         if backend is EncoderBackend.Software:
-            ctx.thread_count = 0  # one per core
+            ctx.thread_count = config.threads or 0  # 0: one per core
+            if config.frame_threads:
+                # PyAV opens contexts with slice threads, which libx264 maps to sliced
+                # threads: lower latency, less throughput than the frame threads of the CLI.
+                ctx.thread_type = "FRAME"
         ctx.options = encoder_options(name, config)
         ctx.open()
         self.ctx = ctx
@@ -114,6 +118,14 @@ class PyAvEncoder(VideoEncoderBackend):
         if pts is not None:
             self._pending[pts] = (frame.duration or self._frame_ticks, frame.meta)
         return self._packets(self.ctx.encode(vf))
+
+    def encode_av(self, frame: av.VideoFrame, duration: int | None = None) -> list[Packet]:
+        if frame.format.name != self.pix_fmt:
+            frame = frame.reformat(format=self.pix_fmt)
+        frame.time_base = self.time_base
+        if frame.pts is not None:
+            self._pending[frame.pts] = (duration or self._frame_ticks, {})
+        return self._packets(self.ctx.encode(frame))
 
     def flush(self) -> list[Packet]:
         return self._packets(self.ctx.encode(None))

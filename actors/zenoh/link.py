@@ -160,6 +160,21 @@ def parse_time_base(text: Any) -> Fraction:
     return Fraction(text)
 
 
+def decode_init_attachment(raw: bytes | None) -> Fraction | None:
+    """The time base an init reply's attachment announces, or None when it has none usable.
+
+    The init segment itself is authoritative (its mdhd timescale); the attachment only
+    refines it, so a missing or malformed one is not an error.
+    """
+    if raw is None or len(raw) > MAX_ATTACHMENT_BYTES:
+        return None
+    try:
+        doc = json.loads(raw)
+        return parse_time_base(doc.get("time_base")) if isinstance(doc, dict) else None
+    except (ValueError, RecursionError, BadPayload):  # UnicodeDecodeError is a ValueError
+        return None
+
+
 def decode_attachment(raw: bytes | None) -> dict[str, Any]:
     """Validate a segment (or EOS) attachment against the schema and size limits."""
     if raw is None:

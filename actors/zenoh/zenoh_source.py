@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import threading
 import time
@@ -11,24 +11,24 @@ from typing import Any
 
 from actors.element import Source
 from actors.errors import ConfigError, MediaError
-from actors.fmp4 import read_init
-from actors.segment_decoder import SegmentDecoder
+from actors.flow import WAIT_SLICE_S
+from actors.streaming.fmp4 import read_init, sample_count
+from actors.streaming.segment_decoder import SegmentDecoder
 from actors.types import ENCODED_SEGMENT, EOS, Caps, Packet
-from actors.zenoh_link import (
+from actors.zenoh.link import (
     MAX_SEGMENT_BYTES,
     BadPayload,
     ZenohOptions,
     check_prefix,
     decode_attachment,
+    decode_init_attachment,
     init_id,
     keys,
-    parse_time_base,
 )
 
 log = logging.getLogger("parallax.zenoh_source")
 
 OUTPUTS = ("segments", "frames")
-WAIT_SLICE_S = 0.2  # produce() returns at least this often, so stop requests are heard
 LOG_FIRST = 5  # malformed samples logged one by one before logging every 100th
 
 
@@ -95,7 +95,7 @@ class ZenohSource(Source):
         self.closing = False
         self.decoded: list[Any] = []
         self.decoder_flushed = False
-        self.stats = {"received": 0, "delivered": 0, "malformed": 0, "late": 0,
+        self.stats = {"received": 0, "delivered": 0, "samples": 0, "malformed": 0, "late": 0,
                       "mismatched": 0, "bad_init": 0}
 
     # -- READY: find the publisher --------------------------------------------
@@ -131,14 +131,8 @@ class ZenohSource(Source):
 
     def _accept_init(self, init: bytes, attachment: Any) -> None:
         self.info = read_init(init)
-        tb = None
-        if attachment is not None:
-            try:
-                doc = json.loads(attachment.to_bytes())
-                tb = parse_time_base(doc.get("time_base")) if isinstance(doc, dict) else None
-            except (ValueError, BadPayload):
-                tb = None
-        self.time_base = tb or self.info.time_base
+        raw = None if attachment is None else attachment.to_bytes()
+        self.time_base = decode_init_attachment(raw) or self.info.time_base
         self.init, self.init_ids = init, {init_id(init)}
 
     # -- PLAYING ---------------------------------------------------------------
@@ -276,6 +270,8 @@ class ZenohSource(Source):
             return None
         if not item.meta.get("init"):
             self.stats["delivered"] += 1
+            with contextlib.suppress(MediaError):  # frames received, by the segments' trun
+                self.stats["samples"] += sample_count(item.data)
         if self.decoder is None:
             return item
         self.decoded = self.decoder.handle(item)

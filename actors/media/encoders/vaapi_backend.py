@@ -18,7 +18,7 @@ from typing import Any
 import av
 import numpy as np
 
-from actors.encoders.base import (
+from actors.media.encoders.base import (
     DEFAULT_CRF,
     EncoderUnavailable,
     VideoCodec,

@@ -17,7 +17,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from actors.encoders.base import (
+from actors.errors import ConfigError
+from actors.media.encoders.base import (
     AUTO_ORDER,
     ENCODER_NAMES,
     EncoderBackend,
@@ -26,9 +27,8 @@ from actors.encoders.base import (
     VideoEncoderBackend,
     VideoEncoderConfig,
 )
-from actors.encoders.pyav_backend import PyAvEncoder
-from actors.encoders.vaapi_backend import VaapiEncoder, render_nodes, vaapi_unavailable
-from actors.errors import ConfigError
+from actors.media.encoders.pyav_backend import PyAvEncoder
+from actors.media.encoders.vaapi_backend import VaapiEncoder, render_nodes, vaapi_unavailable
 from actors.types import Frame
 
 log = logging.getLogger("parallax.encoders")
@@ -97,10 +97,24 @@ def open_backend(config: VideoEncoderConfig, backend: EncoderBackend) -> VideoEn
             from None
 
 
+# Verdicts of try_encode in this process, by probe config. An FFmpeg encoder cannot be
+# reused once drained (libx264 fails and others return EOF after flush_buffers; measured),
+# so a probe encoder is never the real one; but a process that opens many encoders (a farm
+# worker opens one per chunk) probes each backend once, then opens only the real encoder.
+_VERDICTS: dict[VideoEncoderConfig, str | None] = {}
+
+
 def try_encode(config: VideoEncoderConfig, backend: EncoderBackend) -> str | None:
     """Open ``backend`` at a small size and encode one frame; None on success, else why not."""
     w, h = PROBE_SIZE
-    small = replace(config, width=w, height=h, bitrate=None, time_base=None)
+    small = replace(config, width=w, height=h, bitrate=None, time_base=None, backend=backend)
+    if small not in _VERDICTS:
+        _VERDICTS[small] = _encode_test_frame(small, backend)
+    return _VERDICTS[small]
+
+
+def _encode_test_frame(small: VideoEncoderConfig, backend: EncoderBackend) -> str | None:
+    w, h = small.width, small.height
     try:
         enc = open_backend(small, backend)
     except EncoderUnavailable as exc:

@@ -8,20 +8,18 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from actors.element import Source
 from actors.errors import ConfigError, FlowError, MediaError
-from actors.flow import Drop, FlowPolicy, FlowSignal
-from actors.types import EOS, Caps, Frame
+from actors.flow import WAIT_SLICE_S, Drop, FlowPolicy, FlowSignal
+from actors.types import EOS, Caps, Frame, parse_rate
 
 log = logging.getLogger("parallax.screen_capture")
 
 MAX_FPS = 240
-WAIT_SLICE_S = 0.2  # longest sleep, so that stop requests are heard
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ class ScreenCaptureSource(Source):
 
     def configure(self, caps_in: Caps | None) -> Caps:
         self._open()
-        rate = Fraction(self.settings.fps).limit_denominator(1001)
+        rate = parse_rate(self.settings.fps, "fps")
         self.time_base = 1 / rate
         return Caps.raw_video("bgra", self.box["width"], self.box["height"], rate,
                               time_base=self.time_base)

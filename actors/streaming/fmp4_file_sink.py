@@ -9,8 +9,8 @@ from typing import Any
 
 from actors.element import Sink
 from actors.errors import ConfigError
-from actors.mp4_mux import MP4_SUFFIXES, partial_path
-from actors.muxing import check_output_dir
+from actors.media.mp4_mux import MP4_SUFFIXES, partial_path
+from actors.media.muxing import check_output_dir
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
 log = logging.getLogger("parallax.fmp4_file_sink")

@@ -9,8 +9,8 @@ from typing import Any
 
 from actors.element import Sink
 from actors.errors import ConfigError
-from actors.hls import MediaPlaylist, Segment, target_duration, write_atomic
-from actors.muxing import check_output_dir
+from actors.media.muxing import check_output_dir
+from actors.streaming.hls import MediaPlaylist, Segment, target_duration, write_atomic
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
 log = logging.getLogger("parallax.hls_sink")

@@ -21,13 +21,18 @@ from actors import errors
 from actors.element import Element, Placement, Sink
 from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block
-from pipelines import defaults
-from pipelines.arena import EdgeBudget, StoreStats, check_budget, object_store_stats
-from pipelines.graph import Graph, Link
-from pipelines.monitor import Monitor
-from pipelines.placement import start_host, wait_placed
-from pipelines.runtime import ensure_ray
-from pipelines.stats import EdgeStats, ElementStats, PipelineStats, Progress
+from pipelines.runtime import defaults
+from pipelines.runtime.arena import (
+    EdgeBudget,
+    StoreStats,
+    check_budget,
+    object_store_stats,
+)
+from pipelines.runtime.connection import ensure_ray
+from pipelines.runtime.graph import Graph, Link
+from pipelines.runtime.monitor import Monitor, Topology
+from pipelines.runtime.placement import start_host, wait_placed
+from pipelines.runtime.stats import EdgeStats, ElementStats, PipelineStats, Progress
 
 log = logging.getLogger("parallax.pipeline")
 
@@ -70,6 +75,8 @@ class Pipeline:
         self._edges: dict[str, EdgeStats] = {}
         self._budget: list[EdgeBudget] = []
         self._frames_total: int | None = None
+        self._node_of: dict[str, dict[str, Any]] = {}
+        self._arena_reserved = 0
         self._monitor: Monitor | None = None
         self._results: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -119,7 +126,10 @@ class Pipeline:
         if self.state is State.NULL:
             self.prepare()
         if self.state is State.READY:
-            self._monitor = Monitor(self, self._hosts, self._groups, self.stats_interval)
+            sinks = frozenset(n for n in self.graph.nodes if self._is_sink(n))
+            topology = Topology(self._edges, self._node_of, sinks, self._frames_total,
+                                self._arena_reserved)
+            self._monitor = Monitor(topology, self._hosts, self._groups, self.stats_interval)
             # Consumers first, so that nothing is pushed to a host that is not running.
             for group in reversed(self._groups):
                 ray.get(self._hosts[self._host_of[group[0]]].play.remote(),

@@ -22,7 +22,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from actors.flow import FlowPolicy, FlowState, SignalTracker
 from actors.types import EOS, item_nbytes
-from pipelines.defaults import INLINE_MAX_BYTES, WAIT_SLICE_S
+from pipelines.runtime.defaults import INLINE_MAX_BYTES, WAIT_SLICE_S
 
 CLOSED = "closed"  # what a push returns when the receiver is shutting down
 

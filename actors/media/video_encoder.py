@@ -6,9 +6,9 @@ from dataclasses import replace
 from typing import Any
 
 from actors.element import Transform
-from actors.encoders import VideoEncoderBackend, VideoEncoderConfig, create_encoder
-from actors.encoders.base import MAX_GOP
 from actors.errors import ConfigError
+from actors.media.encoders import VideoEncoderBackend, VideoEncoderConfig, create_encoder
+from actors.media.encoders.base import MAX_GOP
 from actors.types import RAW_VIDEO, Caps, Frame, Packet
 
 DEFAULT_FRAMERATE = 30  # fps, when the input caps carry no rate

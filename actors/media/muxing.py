@@ -16,8 +16,8 @@ from typing import Any
 
 import av
 
-from actors.encoders import VideoCodec
 from actors.errors import ConfigError
+from actors.media.encoders import VideoCodec
 from actors.types import Caps
 
 

@@ -11,18 +11,21 @@ import copy
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayError
 
 from actors.errors import PipelineError
-from pipelines import defaults
-from pipelines.arena import object_store_stats
-from pipelines.stats import ElementStats, PipelineStats, build_element_stats
-
-if TYPE_CHECKING:
-    from pipelines.pipeline import Pipeline
+from pipelines.runtime import defaults
+from pipelines.runtime.arena import object_store_stats
+from pipelines.runtime.stats import (
+    EdgeStats,
+    ElementStats,
+    PipelineStats,
+    build_element_stats,
+)
 
 log = logging.getLogger("parallax.monitor")
 
@@ -31,10 +34,21 @@ SECONDARY_GRACE_S = 3.0  # how long a "my peer failed" report waits for the peer
 POLL_TIMEOUT_S = 5.0
 
 
+@dataclass
+class Topology:
+    """What the monitor knows of the pipeline it watches (it never sees the Pipeline itself)."""
+
+    edges: dict[str, EdgeStats]  # shared with the pipeline: the monitor keeps it current
+    node_of: dict[str, dict[str, Any]]  # host -> {"node_id": ..., ...}
+    sinks: frozenset[str]
+    frames_total: int | None = None
+    arena_reserved: int = 0
+
+
 class Monitor:
-    def __init__(self, pipeline: Pipeline, hosts: dict[str, Any], groups: list[list[str]],
+    def __init__(self, topology: Topology, hosts: dict[str, Any], groups: list[list[str]],
                  interval: float) -> None:
-        self.pipeline = pipeline
+        self.topology = topology
         self.hosts = dict(hosts)
         self.groups = {"+".join(g): g for g in groups}
         self.interval = interval
@@ -45,7 +59,7 @@ class Monitor:
         self._dead: set[str] = set()
         self._prev: dict[str, ElementStats] = {}
         self._prev_time: dict[str, float] = {}
-        self._stats = PipelineStats(state="PLAYING", frames_total=pipeline._frames_total)
+        self._stats = PipelineStats(state="PLAYING", frames_total=topology.frames_total)
         self._memory_peak = 0
         self._t0 = time.monotonic()
         self._t_end: float | None = None
@@ -157,17 +171,17 @@ class Monitor:
             self._compose(snaps)
 
     def _compose(self, snaps: dict[str, dict[str, Any]]) -> None:
-        p = self.pipeline
+        p = self.topology
         stats = copy.copy(self._stats)
         stats.elements = dict(stats.elements)
-        stats.edges = dict(p._edges)
+        stats.edges = dict(p.edges)
         for host, snap in snaps.items():
             dt = snap["time"] - self._prev_time.get(host, snap["time"])
             self._prev_time[host] = snap["time"]
-            node = p._node_of.get(host, {}).get("node_id", "")
+            node = p.node_of.get(host, {}).get("node_id", "")
             for name, figures in snap["elements"].items():
                 es = build_element_stats(name, host, node, figures, snap, self._prev.get(name),
-                                         dt, p._is_sink(name))
+                                         dt, name in p.sinks)
                 stats.elements[name] = self._prev[name] = es
             for edge in snap["edges"]:
                 e = stats.edges.get(edge["edge"])
@@ -176,8 +190,8 @@ class Monitor:
                     for key in ("in_flight", "high_water", "sent", "bytes_sent", "drops", "held",
                                 "signal"):
                         setattr(e, key, edge[key])
-                    stats.edges[e.name] = p._edges[e.name] = e
-        sinks = [s for n, s in stats.elements.items() if p._is_sink(n)]
+                    stats.edges[e.name] = p.edges[e.name] = e
+        sinks = [s for n, s in stats.elements.items() if n in p.sinks]
         stats.frames = max((s.buffers_in for s in sinks), default=0)
         stats.bytes_written = sum(s.bytes_in for s in sinks)
         e2e = [s.e2e_latency_ms for s in sinks if s.e2e_latency_ms is not None]
@@ -187,7 +201,7 @@ class Monitor:
         self._memory_peak = max(self._memory_peak, store.used)
         stats.memory_used, stats.memory_spilled = store.used, store.spilled
         stats.memory_capacity, stats.memory_peak = store.capacity, self._memory_peak
-        stats.arena_reserved = getattr(p, "_arena_reserved", 0)
+        stats.arena_reserved = p.arena_reserved
         self._stats = stats
 
     def _collect_results(self) -> None:
