@@ -17,6 +17,7 @@ import threading
 from typing import Any, NoReturn
 
 from actors.errors import ConfigError, MediaError, PipelineError
+from actors.farm.packet_source import DEFAULT_CHUNK_DURATION
 from actors.zenoh.link import DEFAULT_ENDPOINT
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -32,6 +33,12 @@ def positive_int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def workers_count(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    return positive_int(text)
 
 
 def positive_float(text: str) -> float:
@@ -93,6 +100,14 @@ def build_parser() -> Parser:
     t.add_argument("--fps", type=float, help="output frame rate (drops or repeats frames)")
     t.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="one host per element (default: scale, encode and mux share one)")
+    g = t.add_argument_group("the farm (file inputs: chunks of GOPs on a pool of workers)")
+    g.add_argument("--workers", type=workers_count, default="auto", metavar="N|auto",
+                   help="chunk workers (default auto: one per CPU of the cluster's nodes)")
+    g.add_argument("--chunk-duration", type=positive_float, default=None, metavar="S",
+                   help="seconds per chunk; chunks start at keyframes (default "
+                        f"{DEFAULT_CHUNK_DURATION:g})")
+    g.add_argument("--no-chunks", dest="chunks", action="store_false",
+                   help="the linear pipeline: one decoder, one encoder (as for live inputs)")
     add_output_options(t)
     add_run_options(t)
     r = sub.add_parser("receive", help="receive a zenoh: stream into .mp4 or .m3u8",
@@ -190,13 +205,23 @@ def output_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_transcode(args: argparse.Namespace) -> int:
-    from pipelines.transcode import TranscodeOptions, build_transcode, parse_bitrate
+    from pipelines.farm import FarmOptions
+    from pipelines.transcode import (
+        TranscodeOptions,
+        build_transcode,
+        parse_bitrate,
+        transcode_path,
+    )
 
+    farm = FarmOptions(args.workers, args.chunk_duration or DEFAULT_CHUNK_DURATION) \
+        if args.chunks else None
     opts = TranscodeOptions(
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
-        args.fuse, output_options(args))
+        args.fuse, output_options(args), farm)
     pipeline = build_transcode(opts, local=not os.environ.get("RAY_ADDRESS"))
+    if not args.quiet:  # after the options were checked: a usage error stays one line
+        print(transcode_path(opts)[1], file=sys.stderr)
     return run_pipeline(pipeline, args, "transcode")
 
 
@@ -279,7 +304,9 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         if timer:
             timer.cancel()
         signal.signal(signal.SIGINT, previous)
-    src = pipeline.results("src") or {}
+    from pipelines.transcode import input_report
+
+    src = input_report(pipeline) if title == "transcode" else pipeline.results("src") or {}
     if src.get("lost"):
         print(f"warning: input truncated or damaged: decoded {src['decoded']} of "
               f"{src['expected']} frames ({src['lost']} lost)", file=sys.stderr)

@@ -102,12 +102,14 @@ def segment_sink(output: str, opts: OutputOptions) -> Element:
 
 
 def add_job(pipeline: Pipeline, stages: list[tuple[str, Element]], output: str,
-            opts: OutputOptions) -> Pipeline:
+            opts: OutputOptions, pools: dict[str, int | str] | None = None) -> Pipeline:
     """Add ``stages`` (the source first) and the elements writing ``output``, linked in a
-    chain. The source keeps its own host, so producing overlaps the rest, which may fuse."""
+    chain. The source keeps its own host, so producing overlaps the rest, which may fuse.
+    ``pools`` names the stages that run as pools of replicas, and how many."""
     stages = [*stages, *build_output(output, opts)]
+    pools = pools or {}
     for name, element in stages:
-        pipeline.add(element, name=name)
+        pipeline.add(element, name=name, replicas=pools.get(name))
     for (a, _), (b, _) in itertools.pairwise(stages):
         pipeline.link(a, b, fuse=False if a == stages[0][0] else None)
     return pipeline

@@ -9,13 +9,14 @@ from typing import Any
 
 from actors.element import Element, Source
 from actors.errors import ConfigError
-from actors.media.encoders import EncoderBackend, VideoCodec
+from actors.media.encoders import EncoderBackend, VideoCodec, VideoEncoderConfig
 from actors.media.encoders.factory import precheck
 from actors.media.file_source import FileSource, open_video
 from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_rate import VideoRate
 from actors.media.video_scaler import VideoScaler
+from pipelines.farm import FarmOptions, build_farm, farm_refusal
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.runtime.pipeline import Pipeline
 
@@ -102,6 +103,8 @@ class TranscodeOptions:
     (bench/README.md): a hop costs more CPU than it saves there."""
     out: OutputOptions = field(default_factory=OutputOptions)
     """Fragmenting, HLS and Zenoh settings of the output."""
+    farm: FarmOptions | None = field(default_factory=FarmOptions)
+    """Chunked transcoding on a pool of workers (file inputs); None: the linear pipeline."""
 
     def __post_init__(self) -> None:
         for flag, v in (("--width", self.width), ("--height", self.height)):
@@ -123,6 +126,35 @@ def make_source(spec: str, local: bool) -> Source:
     return FileSource(spec)
 
 
+def input_report(pipeline: Pipeline) -> dict[str, Any]:
+    """Frames decoded from the input against those it should hold, for either path.
+
+    The linear pipeline's FileSource decodes; in the farm the source only demuxes (a
+    truncated file holds fewer packets) and the workers decode (corrupt packets lose
+    frames), so the stitcher counts what really came through.
+    """
+    src = pipeline.results("src") or {}
+    if "stitch" not in pipeline.graph.nodes:
+        return src
+    stitched = pipeline.results("stitch") or {}
+    expected = src.get("expected")
+    decoded = stitched.get("frames", 0)
+    lost = max(0, expected - decoded) if expected else stitched.get("lost", 0)
+    return {"decoded": decoded, "expected": expected, "lost": lost,
+            "lost_in": stitched.get("lost_in", [])}
+
+
+def transcode_path(opts: TranscodeOptions) -> tuple[bool, str]:
+    """(farm?, why): the farm for files to whole-file outputs, else the linear pipeline."""
+    if opts.farm is None:
+        return False, "linear pipeline (--no-chunks)"
+    refusal = farm_refusal(opts.input, opts.output, opts.out, not is_testsrc(opts.input))
+    if refusal:
+        return False, f"linear pipeline: {refusal}"
+    f = opts.farm
+    return True, f"farm: {f.workers} worker(s), chunks of about {f.chunk_duration:g} s"
+
+
 def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     """The transcode pipeline. ``local``: inputs and encoders are on this machine."""
     codec, backend = VideoCodec.parse(opts.codec), EncoderBackend.parse(opts.encoder)
@@ -130,6 +162,14 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
         reason = precheck(backend, codec)
         if reason:
             raise ConfigError(f"--encoder {backend.value}: {reason}")
+    farm, _ = transcode_path(opts)
+    if farm:
+        if local:  # fail fast, before any actor starts, when the file is on this machine
+            open_video(opts.input)[0].close()
+        encoder = VideoEncoderConfig(codec=codec, backend=backend, bitrate=opts.bitrate,
+                                     crf=opts.crf, gop=opts.gop, preset=opts.preset)
+        return build_farm(opts.input, opts.output, encoder, opts.width, opts.height,
+                          opts.scale_algorithm, opts.fps, opts.out, opts.farm, local)
     stages: list[tuple[str, Element]] = [("src", make_source(opts.input, local))]
     if opts.fps:
         stages.append(("rate", VideoRate(opts.fps)))

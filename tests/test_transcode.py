@@ -14,7 +14,8 @@ from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
 from actors.testing import StallingPassThrough
 from pipelines import Pipeline
-from pipelines.transcode import TranscodeOptions, build_transcode
+from pipelines.farm import FarmOptions
+from pipelines.transcode import TranscodeOptions, build_transcode, input_report
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -73,15 +74,16 @@ def test_failed_run_leaves_no_complete_looking_file(tmp_path):
     assert not os.path.exists(out) and not os.path.exists(partial_path(out))
 
 
-def test_truncated_matroska_decodes_what_it_can(tmp_path):
-    src = make_video(str(tmp_path / "full.mkv"), "libx264", frames=60, bframes=0)
+@pytest.mark.parametrize("farm", [FarmOptions(chunk_duration=0.5), None], ids=["farm", "linear"])
+def test_truncated_matroska_decodes_what_it_can(tmp_path, farm):
+    src = make_video(str(tmp_path / "full.mkv"), "libx264", frames=60, bframes=0, gop=10)
     data = Path(src).read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: len(data) // 2])
     out = str(tmp_path / "out.mp4")
-    p = build_transcode(TranscodeOptions(str(cut), out))
+    p = build_transcode(TranscodeOptions(str(cut), out, farm=farm))
     p.run(timeout=120)
-    res = p.results("src")
+    res = input_report(p)
     assert 0 < res["decoded"] < 60 == probe_video(src)["frames"]
     assert probe_video(out)["frames"] == res["decoded"]
 

@@ -5,9 +5,9 @@ This package is the only place in Parallax that imports ray.
 
 from pipelines.runtime.connection import ensure_ray, shutdown_ray
 from pipelines.runtime.pipeline import Pipeline, State
-from pipelines.runtime.stats import EdgeStats, ElementStats, PipelineStats, Progress
+from pipelines.runtime.stats import EdgeStats, ElementStats, PipelineStats, PoolStats, Progress
 
 __all__ = [
-    "EdgeStats", "ElementStats", "Pipeline", "PipelineStats", "Progress", "State", "ensure_ray",
-    "shutdown_ray",
+    "EdgeStats", "ElementStats", "Pipeline", "PipelineStats", "PoolStats", "Progress", "State",
+    "ensure_ray", "shutdown_ray",
 ]

@@ -32,6 +32,10 @@ SOURCE_SLOT_COUNT = 200
 # arguments under 100 KiB anyway).
 INLINE_MAX_BYTES = 100 * KIB
 
+# Items in flight per replica of a pool: one being processed, one waiting, so that a
+# replica never idles between items (chunks take a second or more each).
+POOL_WINDOW = 2
+
 # Bounds on waits, so that no failure turns into a hang.
 PLACEMENT_TIMEOUT_S = 30.0  # an actor not placed by then is reported unplaceable
 CONTROL_TIMEOUT_S = 60.0  # negotiate/connect/stats calls on a live host

@@ -170,6 +170,10 @@ class EdgeSender:
     def in_flight(self) -> int:
         return len(self._inflight)
 
+    def snapshots(self) -> list[dict[str, Any]]:
+        """This edge's figures (a pool's dispatcher also reports the edges behind it)."""
+        return [self.snapshot()]
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "edge": self.name,

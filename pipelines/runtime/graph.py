@@ -15,11 +15,20 @@ from actors.errors import ConfigError
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+AUTO = "auto"
+
+
 @dataclass
 class Node:
     name: str
     element: Element
     placement: Placement
+    replicas: int | str | None = None
+    """A pool: this many copies of the element (or "auto"); None for a single host."""
+
+    @property
+    def is_pool(self) -> bool:
+        return self.replicas is not None
 
 
 @dataclass
@@ -43,7 +52,7 @@ class Graph:
         self._counts: dict[str, int] = {}
 
     def add(self, element: Element, name: str | None = None,
-            placement: Placement | None = None) -> str:
+            placement: Placement | None = None, replicas: int | str | None = None) -> str:
         if not isinstance(element, Element):
             raise ConfigError(
                 f"add(): expected an element (Source, Transform or Sink), got "
@@ -62,9 +71,11 @@ class Graph:
             raise ConfigError(f"element name {name!r}: use letters, digits, '_', '.' or '-'")
         if name in self.nodes:
             raise ConfigError(f"an element named '{name}' already exists; pick another name")
+        if replicas is not None:
+            _check_pool(element, name, replicas)
         element.name = name
         chosen = placement or element.placement() or Placement()
-        self.nodes[name] = Node(name, element, chosen)
+        self.nodes[name] = Node(name, element, chosen, replicas)
         return name
 
     def name_of(self, ref: Element | str) -> str:
@@ -117,6 +128,13 @@ class Graph:
                 )
         if not any(isinstance(n.element, Source) for n in self.nodes.values()):
             raise ConfigError("the pipeline has no source")
+        for name, node in self.nodes.items():
+            if node.is_pool:
+                ins = self.inputs(name)
+                if len(ins) != 1 or self.nodes[ins[0].producer].is_pool:
+                    raise ConfigError(
+                        f"pool '{name}' needs exactly one input from an element that is not "
+                        "a pool: its producer dispatches the items and merges the results")
         return self.topo_order()
 
     def topo_order(self) -> list[str]:
@@ -166,12 +184,28 @@ class Graph:
         wanted = fusion if lk.fuse is None else lk.fuse
         return (
             wanted
+            and not self.nodes[lk.producer].is_pool
+            and not self.nodes[lk.consumer].is_pool
             and len(self.outputs(lk.producer)) == 1
             and self.nodes[lk.producer].placement.key() == self.nodes[lk.consumer].placement.key()
         )
+
+    def pools(self) -> list[str]:
+        return [n for n, node in self.nodes.items() if node.is_pool]
 
     def describe(self) -> dict[str, Any]:
         return {
             "elements": {n: type(node.element).__name__ for n, node in self.nodes.items()},
             "links": [lk.edge_id for lk in self.links],
         }
+
+
+def _check_pool(element: Element, name: str, replicas: int | str) -> None:
+    if isinstance(element, (Source, Sink)):
+        raise ConfigError(f"'{name}': only a transform can run as a pool of replicas; a "
+                          "source or a sink has one place where its data is")
+    if replicas == AUTO:
+        return
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ConfigError(f"'{name}': replicas={replicas!r} is invalid; give a number of "
+                          f"copies >= 1, or \"{AUTO}\" for one per CPU of the nodes that fit")

@@ -20,7 +20,7 @@ from typing import Any
 
 import ray
 
-from actors.element import Element, Source
+from actors.element import Counters, Element, Source
 from actors.errors import ConfigError, ParallaxError
 from actors.flow import FlowSignal
 from actors.types import EOS, Caps
@@ -36,6 +36,7 @@ from pipelines.runtime.edge import (
     resolve,
 )
 from pipelines.runtime.metrics import HostMetrics
+from pipelines.runtime.pool import Batch, PoolDispatcher
 
 log = logging.getLogger("parallax.host")
 
@@ -52,7 +53,9 @@ class ElementHost:
         self.is_source = isinstance(elements[0], Source)
         self.mailbox: queue.Queue = queue.Queue()
         self.reorder: dict[str, ReorderBuffer] = {}
-        self.senders: list[EdgeSender] = []
+        self.senders: list[EdgeSender | PoolDispatcher] = []
+        self.pool_member = False  # a pool replica: items come by process_item, not push
+        self.pool_pending: set[asyncio.Future] = set()
         self.playing = threading.Event()
         self.stop_requested = threading.Event()
         self.abort = threading.Event()
@@ -87,13 +90,17 @@ class ElementHost:
         except Exception as exc:
             return {"error": _describe(exc), "kind": None}
 
-    async def connect(self, inputs: dict[str, int], outputs: list[dict[str, Any]]) -> None:
+    async def connect(self, inputs: dict[str, int], outputs: list[dict[str, Any]],
+                      pool_member: bool = False) -> None:
+        self.pool_member = pool_member
         self.reorder = {edge: ReorderBuffer(window) for edge, window in inputs.items()}
-        self.senders = [
-            EdgeSender(o["edge"], o["consumer"], o["consumer_name"], o["window"], o["policy"],
-                       self.abort)
-            for o in outputs
-        ]
+        self.senders = [self._sender(o) for o in outputs]
+
+    def _sender(self, o: dict[str, Any]) -> EdgeSender | PoolDispatcher:
+        if "pool" in o:  # the edge into a pool; the pool's own outputs leave from here
+            return PoolDispatcher(o, [self._sender(d) for d in o["downstream"]], self.abort)
+        return EdgeSender(o["edge"], o["consumer"], o["consumer_name"], o["window"],
+                          o["policy"], self.abort)
 
     async def play(self) -> None:
         self._bind_loop()
@@ -134,24 +141,34 @@ class ElementHost:
             return CLOSED
         return await fut
 
+    @ray.method(num_returns=2)
+    async def process_item(self, edge: str, seq: int, payload: Any) -> tuple[dict, Batch]:
+        """A pool replica's data path: process one item, return (status, its outputs).
+
+        The outputs are the call's result, so they belong to the dispatcher that called:
+        they outlive this replica. Items are independent; there is no order to keep here.
+        """
+        if self.abort.is_set() or self.done.done():
+            return {"ok": False, "cause": "the replica is stopping"}, Batch()
+        fut = self.loop.create_future()
+        self.pool_pending.add(fut)
+        self.mailbox.put((edge, payload, fut, time.perf_counter()))
+        return await fut
+
     # -- queries --------------------------------------------------------------
     async def stats(self) -> dict[str, Any]:
-        elements = {}
-        for el in self.elements:
-            c = el.counters
-            elements[el.name] = {
-                "buffers_in": c.buffers_in, "buffers_out": c.buffers_out,
-                "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
-                "processing_time": c.processing_time, "blocked_time": c.blocked_time,
-                "last_buffer_time": c.last_buffer_time, "errors": c.errors, "drops": c.drops,
-                "latencies": list(c.latencies), "e2e_latencies": list(c.e2e_latencies),
-            }
+        elements = {el.name: _figures(el) for el in self.elements}
         elements[self.names[0]]["reordered"] = self.reordered
         owner = self._sender_owner()
-        senders = [s.snapshot() for s in self.senders]
+        senders = [snap for s in self.senders for snap in s.snapshots()]
         elements[owner]["drops"] += sum(s["drops"] for s in senders)
         elements[owner]["blocked_time"] += sum(s.blocked_time for s in self.senders)
+        pools = [s.pool_snapshot() for s in self.senders if isinstance(s, PoolDispatcher)]
+        for pool in pools:
+            if pool["counters"]:
+                elements[pool["pool"]] = {**_figures(None), **pool["counters"]}
         snap = {
+            "pools": pools,
             "time": time.time(),
             "elements": elements,
             "edges": senders,
@@ -175,7 +192,9 @@ class ElementHost:
             for el in self.elements:
                 self.current = el.name
                 el.start()
-            if self.is_source:
+            if self.pool_member:
+                self._run_pool_member()
+            elif self.is_source:
                 self._run_source()
             else:
                 self._run_consumer()
@@ -221,10 +240,35 @@ class ElementHost:
             item, ref = resolve(payload)
             if item is EOS:
                 open_inputs.discard(edge)
+            elif isinstance(item, Batch):  # the outputs of one item of a pool, in order
+                for one in item:
+                    self._emit(self._through(0, [one], time.perf_counter() - arrived), None,
+                               None)
             else:
                 waited = time.perf_counter() - arrived
                 self._emit(self._through(0, [item], waited), item, ref)
             self._release(fut, "ok")
+
+    def _run_pool_member(self) -> None:
+        while not self.stop_requested.is_set():
+            try:
+                _, payload, fut, arrived = self.mailbox.get(timeout=WAIT_SLICE_S)
+            except queue.Empty:
+                self._check_abort()
+                continue
+            el = self.elements[0]
+            t0 = el.counters.processing_time
+            try:
+                item, _ = resolve(payload)
+                outputs = self._through(0, [item], time.perf_counter() - arrived)
+                status = {"ok": True, "busy_s": el.counters.processing_time - t0,
+                          "counters": _figures(el)}
+                self._release(fut, (status, Batch(outputs)))
+            except Exception as exc:
+                el.counters.errors += 1
+                status = {"ok": False, "cause": _describe(exc),
+                          "details": traceback.format_exc()}
+                self._release(fut, (status, Batch()))
 
     def _through(self, start: int, items: list[Any], latency: float | None) -> list[Any]:
         """Pass items through elements[start:], in-process (the fused part of the chain)."""
@@ -246,6 +290,12 @@ class ElementHost:
 
     def _finish_stream(self) -> None:
         """EOS: flush each element in chain order, then send EOS on every output."""
+        if self.pool_member:
+            left = self.elements[0].handle_eos()
+            if left:  # pool elements must be 1:1 per item; a flush has nowhere to go
+                log.warning("%s: %d item(s) left at the end of a pool replica were dropped",
+                            self.names[0], len(left))
+            return
         for i, el in enumerate(self.elements):
             if i == 0 and self.is_source:
                 continue
@@ -286,9 +336,10 @@ class ElementHost:
             self.loop = asyncio.get_running_loop()
             self.done = self.loop.create_future()
 
-    def _release(self, fut: asyncio.Future, value: str) -> None:
+    def _release(self, fut: asyncio.Future, value: Any) -> None:
         def settle() -> None:
             self.pending.discard(fut)
+            self.pool_pending.discard(fut)
             if not fut.done():
                 fut.set_result(value)
 
@@ -304,6 +355,10 @@ class ElementHost:
                 if not fut.done():
                     fut.set_result(CLOSED)
             self.pending.clear()
+            for fut in list(self.pool_pending):
+                if not fut.done():
+                    fut.set_result(({"ok": False, "cause": "the replica stopped"}, Batch()))
+            self.pool_pending.clear()
 
         self.loop.call_soon_threadsafe(settle)
 
@@ -320,6 +375,18 @@ class ElementHost:
         self.abort.set()
         if self.worker is None or not self.worker.is_alive():
             self._finish({"ok": False, "stopped": True})
+
+
+def _figures(el: Element | None) -> dict[str, Any]:
+    """An element's raw counters, as hosts report them (zeros for None)."""
+    c = el.counters if el is not None else Counters()
+    return {
+        "buffers_in": c.buffers_in, "buffers_out": c.buffers_out,
+        "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
+        "processing_time": c.processing_time, "blocked_time": c.blocked_time,
+        "last_buffer_time": c.last_buffer_time, "errors": c.errors, "drops": c.drops,
+        "latencies": list(c.latencies), "e2e_latencies": list(c.e2e_latencies),
+    }
 
 
 def _quiet_blocking_get_warning() -> None:

@@ -24,6 +24,7 @@ from pipelines.runtime.stats import (
     EdgeStats,
     ElementStats,
     PipelineStats,
+    PoolStats,
     build_element_stats,
 )
 
@@ -183,6 +184,9 @@ class Monitor:
                 es = build_element_stats(name, host, node, figures, snap, self._prev.get(name),
                                          dt, name in p.sinks)
                 stats.elements[name] = self._prev[name] = es
+            for pool in snap.get("pools", ()):
+                stats.pools = {**stats.pools, pool["pool"]: PoolStats(
+                    pool["pool"], pool["replicas"], pool["lost"], pool["requeued"])}
             for edge in snap["edges"]:
                 e = stats.edges.get(edge["edge"])
                 if e is not None:

@@ -29,9 +29,9 @@ from pipelines.runtime.arena import (
     object_store_stats,
 )
 from pipelines.runtime.connection import ensure_ray
-from pipelines.runtime.graph import Graph, Link
+from pipelines.runtime.graph import AUTO, Graph, Link
 from pipelines.runtime.monitor import Monitor, Topology
-from pipelines.runtime.placement import start_host, wait_placed
+from pipelines.runtime.placement import auto_replicas, start_host, wait_placed
 from pipelines.runtime.stats import EdgeStats, ElementStats, PipelineStats, Progress
 
 log = logging.getLogger("parallax.pipeline")
@@ -70,6 +70,7 @@ class Pipeline:
         self.state = State.NULL
         self._id = f"{name}-{uuid.uuid4().hex[:8]}"
         self._hosts: dict[str, Any] = {}
+        self._pools: dict[str, list[str]] = {}  # pool element -> its replica hosts
         self._host_of: dict[str, str] = {}
         self._groups: list[list[str]] = []
         self._edges: dict[str, EdgeStats] = {}
@@ -83,10 +84,16 @@ class Pipeline:
 
     # -- building -------------------------------------------------------------
     def add(self, element: Element, name: str | None = None,
-            placement: Placement | None = None) -> Element:
-        """Add an element; ``placement`` overrides the element's own default."""
+            placement: Placement | None = None, replicas: int | str | None = None) -> Element:
+        """Add an element; ``placement`` overrides the element's own default.
+
+        ``replicas=N`` (or ``"auto"``: one per CPU of the nodes its placement fits) runs the
+        element as a pool of N hosts spread over the nodes: each item goes to one replica,
+        results come out in order, and a replica that dies is replaced while its items go
+        to the others. Pool elements must be 1:1 per item (a whole chunk in, its result out).
+        """
         self._require(State.NULL, "add elements")
-        self.graph.add(element, name, placement)
+        self.graph.add(element, name, placement, replicas)
         return element
 
     def link(self, a: Element | str, b: Element | str, window: int | None = None,
@@ -129,11 +136,14 @@ class Pipeline:
             sinks = frozenset(n for n in self.graph.nodes if self._is_sink(n))
             topology = Topology(self._edges, self._node_of, sinks, self._frames_total,
                                 self._arena_reserved)
-            self._monitor = Monitor(topology, self._hosts, self._groups, self.stats_interval)
+            replicas = {h for hosts in self._pools.values() for h in hosts}
+            watched = {h: a for h, a in self._hosts.items() if h not in replicas}
+            groups = [g for g in self._groups if g[0] not in self._pools]
+            self._monitor = Monitor(topology, watched, groups, self.stats_interval)
             # Consumers first, so that nothing is pushed to a host that is not running.
             for group in reversed(self._groups):
-                ray.get(self._hosts[self._host_of[group[0]]].play.remote(),
-                        timeout=defaults.CONTROL_TIMEOUT_S)
+                for host in self._pools.get(group[0], [self._host_of[group[0]]]):
+                    ray.get(self._hosts[host].play.remote(), timeout=defaults.CONTROL_TIMEOUT_S)
             self._monitor.start()
             self.state = State.PLAYING
         elif self.state is State.PAUSED:
@@ -297,28 +307,36 @@ class Pipeline:
     def _start_hosts(self) -> None:
         placements = {}
         for group in self._groups:
-            host = "+".join(group)
             node = self.graph.nodes[group[0]]
-            self._hosts[host] = start_host(self._id, host,
-                                           [self.graph.nodes[n].element for n in group],
-                                           node.placement)
-            placements[host] = node.placement
+            elements = [self.graph.nodes[n].element for n in group]
+            if node.is_pool:
+                count = auto_replicas(node.placement) if node.replicas == AUTO else node.replicas
+                hosts = [f"{node.name}#{i}" for i in range(count)]
+                self._pools[node.name] = hosts
+                log.info("pool %s: %d replica(s)", node.name, count)
+            else:
+                hosts = ["+".join(group)]
+            for host in hosts:
+                self._hosts[host] = start_host(self._id, host, elements, node.placement,
+                                               spread=node.is_pool)
+                placements[host] = node.placement
             for n in group:
-                self._host_of[n] = host
+                self._host_of[n] = hosts[0]
         self._node_of = wait_placed(self._hosts, placements, self.placement_timeout)
 
     def _negotiate(self, order: list[str]) -> None:
         caps: dict[str, Any] = {}
         for group in self._groups:
-            host = self._host_of[group[0]]
             ins = self.graph.inputs(group[0])
-            reply = ray.get(
-                self._hosts[host].negotiate.remote([caps[lk.producer] for lk in ins],
-                                                   [lk.producer for lk in ins]),
-                timeout=defaults.CONTROL_TIMEOUT_S,
-            )
-            if "error" in reply:
-                raise _setup_error(reply, self._host_of[group[0]])
+            # Every replica of a pool configures its own copy; they agree, being copies.
+            for host in self._pools.get(group[0], [self._host_of[group[0]]]):
+                reply = ray.get(
+                    self._hosts[host].negotiate.remote([caps[lk.producer] for lk in ins],
+                                                       [lk.producer for lk in ins]),
+                    timeout=defaults.CONTROL_TIMEOUT_S,
+                )
+                if "error" in reply:
+                    raise _setup_error(reply, host)
             if reply["frames_total"] is not None:
                 self._frames_total = max(self._frames_total or 0, reply["frames_total"])
             caps[group[-1]] = reply["caps"]
@@ -327,26 +345,62 @@ class Pipeline:
     def _connect(self, caps: dict[str, Any]) -> None:
         inputs: dict[str, dict[str, int]] = {h: {} for h in self._hosts}
         outputs: dict[str, list[dict[str, Any]]] = {h: [] for h in self._hosts}
-        for lk in self.graph.links:
+        into_pool: dict[str, dict[str, Any]] = {}
+        # Edges into pools first: the edges out of a pool leave from the same host.
+        links = sorted(self.graph.links, key=lambda lk: lk.producer in self._pools)
+        for lk in links:
             hp, hc = self._host_of[lk.producer], self._host_of[lk.consumer]
             if hp == hc:
                 continue  # fused: called in-process, no credits
             from_source = not self.graph.inputs(lk.producer)
             window, slot = defaults.default_slot(caps[lk.producer], from_source)
-            window = lk.window or window
             src_el = self.graph.nodes[lk.producer].element
             policy = src_el.flow_policy() if from_source else Block()
+            if lk.consumer in self._pools:
+                spec = self._pool_spec(lk, caps[lk.producer], slot)
+                into_pool[lk.consumer] = spec
+                outputs[hp].append(spec)
+                continue
+            window = lk.window or window
+            if lk.producer in self._pools:  # sent by the pool's dispatcher, in order
+                spec = into_pool[lk.producer]
+                hp = self._host_of[self.graph.inputs(lk.producer)[0].producer]
+                spec["downstream"].append(self._output(lk, hc, window, Block()))
+            else:
+                outputs[hp].append(self._output(lk, hc, window, policy))
             inputs[hc][lk.edge_id] = window
-            outputs[hp].append({"edge": lk.edge_id, "consumer": self._hosts[hc],
-                                "consumer_name": lk.consumer, "window": window,
-                                "policy": policy})
             nodes = (self._node_of[hp]["node_id"], self._node_of[hc]["node_id"])
             self._budget.append(EdgeBudget(lk.edge_id, window, slot, nodes))
             self._edges[lk.edge_id] = EdgeStats(lk.edge_id, lk.producer, lk.consumer, window,
                                                 slot, policy=policy.describe())
         self._arena_reserved = check_budget(self._budget)
-        ray.get([self._hosts[h].connect.remote(inputs[h], outputs[h]) for h in self._hosts],
-                timeout=defaults.CONTROL_TIMEOUT_S)
+        replicas = {h for hosts in self._pools.values() for h in hosts}
+        ray.get([self._hosts[h].connect.remote(inputs[h], outputs[h], h in replicas)
+                 for h in self._hosts], timeout=defaults.CONTROL_TIMEOUT_S)
+
+    def _output(self, lk: Link, consumer_host: str, window: int, policy: Any) -> dict[str, Any]:
+        return {"edge": lk.edge_id, "consumer": self._hosts[consumer_host],
+                "consumer_name": lk.consumer, "window": window, "policy": policy}
+
+    def _pool_spec(self, lk: Link, caps_in: Any, slot: int) -> dict[str, Any]:
+        """What a pool's dispatcher needs: its replicas, and how to start replacements."""
+        pool = lk.consumer
+        node = self.graph.nodes[pool]
+        window = lk.window or defaults.POOL_WINDOW
+        hosts = self._pools[pool]
+        replicas = [{"name": h, "handle": self._hosts[h],
+                     "node_id": self._node_of[h]["node_id"], "pid": self._node_of[h]["pid"]}
+                    for h in hosts]
+        total = window * len(hosts)
+        hp = self._host_of[lk.producer]
+        self._budget.append(EdgeBudget(lk.edge_id, total, slot,
+                                       (self._node_of[hp]["node_id"],)))
+        self._edges[lk.edge_id] = EdgeStats(lk.edge_id, lk.producer, pool, total, slot,
+                                            policy="Dispatch")
+        return {"edge": lk.edge_id, "pool": pool, "window": window, "replicas": replicas,
+                "caps_in": [caps_in], "upstream": [lk.producer], "downstream": [],
+                "replacement": {"pipeline": self._id, "elements": [node.element],
+                                "placement": node.placement, "start": start_host}}
 
     def _is_sink(self, name: str) -> bool:
         return isinstance(self.graph.nodes[name].element, Sink) or not self.graph.outputs(name)

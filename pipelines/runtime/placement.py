@@ -66,7 +66,25 @@ def check_feasible(host: str, placement: Placement) -> None:
     )
 
 
-def start_host(pipeline: str, name: str, elements: list[Element], placement: Placement) -> Any:
+def auto_replicas(placement: Placement) -> int:
+    """One replica per CPU of the live nodes that fit (per unit of a custom resource, when
+    the placement asks for one, e.g. one per NVENC session)."""
+    total = 0
+    for node in ray.nodes():
+        if not node["Alive"] or not node_fits(node, placement):
+            continue
+        res = node.get("Resources") or {}
+        asks = {k: v for k, v in placement.resources.items() if v > 0}
+        if asks:
+            total += int(min(res.get(k, 0) // v for k, v in asks.items()))
+        else:
+            total += int(res.get("CPU", 0))
+    return max(1, total)
+
+
+def start_host(pipeline: str, name: str, elements: list[Element], placement: Placement,
+               spread: bool = False) -> Any:
+    """Start a host actor; ``spread``: prefer nodes that have fewer of them (pools)."""
     check_feasible(name, placement)
     options: dict[str, Any] = {
         "num_cpus": placement.num_cpus,
@@ -80,6 +98,8 @@ def start_host(pipeline: str, name: str, elements: list[Element], placement: Pla
     }
     if placement.label_selector:
         options["label_selector"] = dict(placement.label_selector)
+    if spread:
+        options["scheduling_strategy"] = "SPREAD"
     return _HostActor.options(**options).remote(pipeline, elements)
 
 

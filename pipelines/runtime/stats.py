@@ -97,6 +97,42 @@ class EdgeStats:
 
 
 @dataclass
+class PoolStats:
+    """One element pool: per replica and in all."""
+
+    name: str
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+    """Each: name, node_id, pid, state (starting, live, dead), in_flight, items, busy_s."""
+    lost: int = 0
+    """Replicas that died during the run (each was replaced if a node could host one)."""
+    requeued: int = 0
+    """Items sent again to another replica because theirs died."""
+
+    @property
+    def items(self) -> int:
+        return sum(r["items"] for r in self.replicas)
+
+    @property
+    def live(self) -> int:
+        return sum(r["state"] == "live" for r in self.replicas)
+
+    def per_node(self) -> dict[str, dict[str, float]]:
+        """Items and busy seconds per node."""
+        nodes: dict[str, dict[str, float]] = {}
+        for r in self.replicas:
+            n = nodes.setdefault(r["node_id"] or "?", {"replicas": 0, "items": 0, "busy_s": 0.0})
+            n["replicas"] += 1
+            n["items"] += r["items"]
+            n["busy_s"] += r["busy_s"]
+        return nodes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "replicas": self.replicas, "lost": self.lost,
+                "requeued": self.requeued, "items": self.items, "live": self.live,
+                "per_node": self.per_node()}
+
+
+@dataclass
 class PipelineStats:
     """The plan's PipelineStats, with the object store figures."""
 
@@ -121,6 +157,8 @@ class PipelineStats:
     frames_total: int | None = None
     bytes_written: int = 0
     """Bytes that reached the sinks."""
+    pools: dict[str, PoolStats] = field(default_factory=dict)
+    """Element pools: their replicas (node, items, busy time), losses and requeues."""
 
     @property
     def fps(self) -> float:
@@ -145,6 +183,7 @@ class PipelineStats:
             "arena_reserved": self.arena_reserved,
             "elements": {k: v.to_dict() for k, v in self.elements.items()},
             "edges": {k: v.to_dict() for k, v in self.edges.items()},
+            "pools": {k: v.to_dict() for k, v in self.pools.items()},
         }
 
 

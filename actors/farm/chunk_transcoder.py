@@ -1,0 +1,242 @@
+"""ChunkTranscoder: decode, change rate, scale and encode one whole chunk, in-process.
+
+The farm's worker. Raw frames never leave the process that decoded them: PyAV frames
+go from the decoder through swscale into the encoder, with no numpy round trip. Every
+chunk gets a fresh encoder with the same settings, so every chunk starts with an IDR
+frame, its GOPs are closed, and its parameter sets are those of every other chunk
+(the stitcher checks). The worker checks that it encoded exactly the frames of its
+range (Av1an calls a miss a FRAME MISMATCH).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from actors.element import Transform
+from actors.errors import ConfigError, MediaError
+from actors.farm.chunk import COMPRESSED_CHUNKS, ENCODED_CHUNKS, Chunk, EncodedChunk
+from actors.media.encoders import VideoEncoderBackend, VideoEncoderConfig, create_encoder
+from actors.media.encoders.base import MAX_GOP
+from actors.media.video_scaler import ScaleAlgorithm, aspect_size, even
+from actors.types import Caps, parse_rate
+
+log = logging.getLogger("parallax.chunk_transcoder")
+
+DEFAULT_THREADS = 1  # per worker: the pool brings the parallelism, one worker per core
+OUTPUT_FORMAT = "yuv420p"
+
+
+@dataclass(frozen=True)
+class ChunkTranscoderSettings:
+    width: int | None = None
+    """Output width; None keeps the input's (or follows the aspect ratio of ``height``)."""
+    height: int | None = None
+    algorithm: ScaleAlgorithm | str = ScaleAlgorithm.Bilinear
+    fps: Fraction | float | str | None = None
+    """Output frame rate; None keeps the input's timestamps, frame for frame."""
+    encoder: VideoEncoderConfig = field(default_factory=VideoEncoderConfig)
+    """Codec, backend, quality and GOP; size, rate and time base come from the input."""
+    threads: int = DEFAULT_THREADS
+    """Decoder and encoder threads of one worker."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "algorithm", ScaleAlgorithm.parse(self.algorithm))
+        if self.fps is not None:
+            object.__setattr__(self, "fps", parse_rate(self.fps, "fps"))
+        for label, v in (("width", self.width), ("height", self.height)):
+            if v is not None and (not isinstance(v, int) or v < 2):
+                raise ConfigError(f"{label}={v!r}: must be a whole number of pixels >= 2")
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(f"threads={self.threads!r}: must be 1 or more")
+
+
+class ChunkTranscoder(Transform):
+    """Chunk in, EncodedChunk out: one chunk at a time, all of it in this process."""
+
+    accepts = (COMPRESSED_CHUNKS,)
+
+    def __init__(self, settings: ChunkTranscoderSettings | None = None, **options: Any) -> None:
+        super().__init__()
+        self.settings = settings or ChunkTranscoderSettings(**options)
+        self.config: VideoEncoderConfig | None = None
+        self._spare: VideoEncoderBackend | None = None
+        self._frame_ticks = 1
+        self._decode_s = 0.0
+        self._corrupt = 0
+
+    def configure(self, caps_in: Caps | None) -> Caps:
+        s = self.settings
+        w, h = aspect_size(caps_in.width, caps_in.height, s.width, s.height)
+        w, h = even(w), even(h)
+        rate = s.fps or caps_in.rate
+        time_base = 1 / s.fps if s.fps else caps_in.time_base
+        enc = s.encoder
+        gop = enc.gop
+        if gop is None and enc.keyframe_interval:
+            gop = min(MAX_GOP, max(1, round(enc.keyframe_interval * rate)))
+        self.config = replace(enc, width=w, height=h, framerate=rate, time_base=time_base,
+                              gop=gop, threads=s.threads, frame_threads=s.threads > 1)
+        self._frame_ticks = max(1, round(1 / (caps_in.rate * caps_in.time_base)))
+        self._close_spare()
+        # Opened once here for the parameter sets the caps carry, then used for the first
+        # chunk, so that no encoder is opened only to be thrown away.
+        self._spare = create_encoder(self.config)
+        return Caps(kind=ENCODED_CHUNKS, codec=self.config.codec.value, width=w, height=h,
+                    rate=rate, time_base=self._spare.time_base, profile=self._spare.profile,
+                    extradata=self._spare.extradata, slot_size=caps_in.slot_size)
+
+    # -- one chunk ------------------------------------------------------------
+    def process(self, chunk: Chunk) -> list[EncodedChunk]:
+        if self.config is None:
+            raise ConfigError(f"{self.name}: not configured; it must be linked in a pipeline")
+        t0 = time.perf_counter()
+        encoder = self._spare or create_encoder(self.config)
+        self._spare = None
+        self._decode_s = 0.0
+        self._corrupt = 0
+        try:
+            frames = self._decode(chunk)
+            if self.settings.fps:
+                start, end, todo = self._ticks(chunk, frames)
+            else:
+                start, end, todo = self._same_rate(chunk, frames)
+            packets, fed, decoded = [], 0, 0
+            for pts, vf, duration, new in todo:
+                out = vf.reformat(width=self.config.width, height=self.config.height,
+                                  format=OUTPUT_FORMAT,
+                                  interpolation=self.settings.algorithm.swscale)
+                out.pts = pts
+                packets += encoder.encode_av(out, duration)
+                fed += 1
+                decoded += new
+            packets += encoder.flush()
+        finally:
+            encoder.close()
+        if len(packets) != fed:
+            raise MediaError(f"{chunk.label}: frame mismatch: {fed} frames went into the "
+                             f"encoder and {len(packets)} packets came out")
+        if packets and not packets[0].keyframe:
+            raise MediaError(f"{chunk.label}: the encoder did not start with a keyframe")
+        total = time.perf_counter() - t0
+        worker = {"node": socket.gethostname(), "pid": os.getpid(),
+                  "decode_s": self._decode_s, "encode_s": total - self._decode_s}
+        expected = chunk.frames if not self.settings.fps else fed
+        return [EncodedChunk(chunk.index, chunk.label, packets, start, end, expected,
+                             decoded if not self.settings.fps else fed, encoder.extradata,
+                             worker, self._corrupt)]
+
+    def _decode(self, chunk: Chunk) -> Iterator[av.VideoFrame]:
+        """The chunk's own frames, in presentation order, as the decoder returns them.
+
+        Streamed, so that a worker holds a few frames, not a whole chunk of raw video.
+        Corrupt packets are counted and skipped: their frames are reported as lost.
+        """
+        caps = self.caps_in
+        dec = av.CodecContext.create(caps.codec, "r")
+        if caps.extradata:
+            dec.extradata = caps.extradata
+        dec.width, dec.height = caps.width, caps.height
+        dec.thread_count = self.settings.threads
+        dec.thread_type = "FRAME" if self.settings.threads > 1 else "SLICE"
+        last: int | None = None
+        for p in [*chunk.packets, None]:
+            t = time.perf_counter()
+            try:
+                if p is None:
+                    out = dec.decode(None)
+                else:
+                    pkt = av.Packet(p.data)
+                    pkt.pts, pkt.dts, pkt.time_base = p.pts, p.dts, p.time_base
+                    out = dec.decode(pkt)
+            except av.FFmpegError:
+                self._corrupt += 1
+                out = []
+            self._decode_s += time.perf_counter() - t
+            for vf in out:
+                pts = vf.pts if vf.pts is not None else vf.dts
+                if not chunk.owns(pts):
+                    continue  # the previous chunk's leading pictures, or the next keyframe
+                if last is not None and pts <= last:
+                    raise MediaError(f"{chunk.label}: the decoder returned pts {pts} after "
+                                     f"{last}; the input's timestamps are not increasing")
+                last = pts
+                yield vf
+
+    def _same_rate(self, chunk: Chunk, frames: Iterator[av.VideoFrame]
+                   ) -> tuple[int, int | None, Iterator[tuple[int, av.VideoFrame, int, int]]]:
+        """Frame for frame, timestamps shifted to start at 0. A frame lasts until the next
+        one (exact for VFR); the last one until the chunk's end."""
+        origin = chunk.origin
+        start = 0 if chunk.start is None else chunk.start - origin
+        end = None if chunk.end is None else chunk.end - origin
+
+        def todo() -> Iterator[tuple[int, av.VideoFrame, int, int]]:
+            held = None
+            for vf in frames:
+                if held is not None:
+                    yield held.pts - origin, held, vf.pts - held.pts, 1
+                held = vf
+            if held is not None:
+                last = (chunk.end - held.pts) if chunk.end is not None else None
+                yield held.pts - origin, held, last or held.duration or self._frame_ticks, 1
+
+        return start, end, todo()
+
+    def _ticks(self, chunk: Chunk, frames: Iterator[av.VideoFrame]
+               ) -> tuple[int, int | None, Iterator[tuple[int, av.VideoFrame, int, int]]]:
+        """With a rate change: tick k is due at k / fps and shows the latest frame then.
+
+        A chunk owns the ticks due inside its range, so every tick is emitted once; the
+        last chunk's ticks run to the end of its last frame.
+        """
+        fps, tb, origin = self.settings.fps, chunk.time_base, chunk.origin
+
+        def tick_at(pts: int) -> int:  # the first tick due at or after pts
+            t = (pts - origin) * tb * fps
+            return int(t) if t == int(t) else int(t) + 1
+
+        first = 0 if chunk.start is None else tick_at(chunk.start)
+        last = None if chunk.end is None else tick_at(chunk.end)
+
+        def todo() -> Iterator[tuple[int, av.VideoFrame, int, int]]:
+            k = first
+            held = None
+            for vf in frames:
+                # every tick before this frame shows the frame held so far
+                while held is not None and (last is None or k < last) and \
+                        origin + k / fps / tb < vf.pts:
+                    yield k, held, 1, 0
+                    k += 1
+                held = vf
+            if held is None:
+                return
+            stop = last if last is not None else tick_at(
+                held.pts + (held.duration or self._frame_ticks))
+            while k < stop:
+                yield k, held, 1, 0
+                k += 1
+
+        return first, last, todo()
+
+    def _close_spare(self) -> None:
+        if self._spare is not None:
+            self._spare.close()
+            self._spare = None
+
+    def close(self, ok: bool) -> None:
+        self._close_spare()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_spare"] = None  # an open encoder stays in the process that opened it
+        return state
+
