@@ -35,6 +35,13 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
+def label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value.strip()
+
+
 def workers_count(text: str) -> int | str:
     if text.strip().lower() == "auto":
         return "auto"
@@ -106,6 +113,9 @@ def build_parser() -> Parser:
     g.add_argument("--chunk-duration", type=positive_float, default=None, metavar="S",
                    help="seconds per chunk; chunks start at keyframes (default "
                         f"{DEFAULT_CHUNK_DURATION:g})")
+    g.add_argument("--worker-label", action="append", type=label, default=[],
+                   metavar="KEY=VALUE", help="run workers only on nodes with this Ray label "
+                   "(repeatable; hardware encoders add theirs by themselves)")
     g.add_argument("--no-chunks", dest="chunks", action="store_false",
                    help="the linear pipeline: one decoder, one encoder (as for live inputs)")
     add_output_options(t)
@@ -213,8 +223,8 @@ def cmd_transcode(args: argparse.Namespace) -> int:
         transcode_path,
     )
 
-    farm = FarmOptions(args.workers, args.chunk_duration or DEFAULT_CHUNK_DURATION) \
-        if args.chunks else None
+    farm = FarmOptions(args.workers, args.chunk_duration or DEFAULT_CHUNK_DURATION,
+                       worker_labels=tuple(args.worker_label)) if args.chunks else None
     opts = TranscodeOptions(
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,

@@ -15,10 +15,12 @@ import logging
 import os
 from dataclasses import dataclass, replace
 
+from actors.element import Placement
 from actors.errors import ConfigError
 from actors.farm import ChunkStitcher, ChunkTranscoder, PacketSource
 from actors.farm.packet_source import DEFAULT_CHUNK_DURATION, MAX_CHUNK_DURATION
-from actors.media.encoders import VideoEncoderConfig
+from actors.media.encoders import EncoderBackend, VideoEncoderConfig
+from cluster.detect import LABEL_PREFIX
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.runtime.graph import AUTO
 from pipelines.runtime.pipeline import Pipeline
@@ -36,6 +38,8 @@ class FarmOptions:
     chunk_duration: float = DEFAULT_CHUNK_DURATION
     """Target seconds per chunk; chunks start at keyframes, so they follow the GOPs."""
     keep_timestamps: bool = False
+    worker_labels: tuple[tuple[str, str], ...] = ()
+    """Node labels every worker needs (Ray label_selector syntax), e.g. a site or a GPU."""
 
     def __post_init__(self) -> None:
         w = self.workers
@@ -56,6 +60,21 @@ def farm_refusal(input_spec: str, output: str, out: OutputOptions, is_file: bool
     if output_kind(output) == "hls" and out.hls_mode == "live":
         return "a live HLS window wants segments as they come"
     return None
+
+
+def worker_placement(backend: EncoderBackend, labels: tuple[tuple[str, str], ...]
+                     ) -> Placement | None:
+    """Where workers may run: a hardware encoder only on nodes that advertise it (see
+    cluster/detect.py), one encode session each; plus the labels the user asked for."""
+    selector = dict(labels)
+    resources: dict[str, float] = {}
+    if backend not in (EncoderBackend.Auto, EncoderBackend.Software):
+        key = f"{LABEL_PREFIX}{backend.value}"
+        selector[key] = "true"
+        resources[key] = 1
+    if not selector:
+        return None
+    return Placement(resources=resources, label_selector=selector)
 
 
 def worker_threads(workers: int | str, local: bool) -> int:
@@ -82,5 +101,7 @@ def build_farm(input_path: str, output: str, encoder: VideoEncoderConfig,
     ]
     log.info("farm: %s worker(s) x %d thread(s), chunks of about %g s", farm.workers, threads,
              farm.chunk_duration)
+    placement = worker_placement(encoder.backend, farm.worker_labels)
     return add_job(Pipeline("transcode", fusion=True), stages, output, out,
-                   pools={"xcode": farm.workers})
+                   pools={"xcode": farm.workers},
+                   placements={"xcode": placement} if placement else None)

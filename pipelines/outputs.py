@@ -12,7 +12,7 @@ import itertools
 import os
 from dataclasses import dataclass, field
 
-from actors.element import Element
+from actors.element import Element, Placement
 from actors.errors import ConfigError
 from actors.media.mp4_mux import MP4_SUFFIXES, Mp4Mux
 from actors.media.null_sink import NullSink
@@ -102,14 +102,17 @@ def segment_sink(output: str, opts: OutputOptions) -> Element:
 
 
 def add_job(pipeline: Pipeline, stages: list[tuple[str, Element]], output: str,
-            opts: OutputOptions, pools: dict[str, int | str] | None = None) -> Pipeline:
+            opts: OutputOptions, pools: dict[str, int | str] | None = None,
+            placements: dict[str, Placement] | None = None) -> Pipeline:
     """Add ``stages`` (the source first) and the elements writing ``output``, linked in a
     chain. The source keeps its own host, so producing overlaps the rest, which may fuse.
-    ``pools`` names the stages that run as pools of replicas, and how many."""
+    ``pools`` names the stages that run as pools of replicas, and how many;
+    ``placements`` pins stages to nodes."""
     stages = [*stages, *build_output(output, opts)]
-    pools = pools or {}
+    pools, placements = pools or {}, placements or {}
     for name, element in stages:
-        pipeline.add(element, name=name, replicas=pools.get(name))
+        pipeline.add(element, name=name, replicas=pools.get(name),
+                     placement=placements.get(name))
     for (a, _), (b, _) in itertools.pairwise(stages):
         pipeline.link(a, b, fuse=False if a == stages[0][0] else None)
     return pipeline

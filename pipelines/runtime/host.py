@@ -21,7 +21,7 @@ from typing import Any
 import ray
 
 from actors.element import Counters, Element, Source
-from actors.errors import ConfigError, ParallaxError
+from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import FlowSignal
 from actors.types import EOS, Caps
 from pipelines.runtime.defaults import WAIT_SLICE_S
@@ -101,6 +101,19 @@ class ElementHost:
             return PoolDispatcher(o, [self._sender(d) for d in o["downstream"]], self.abort)
         return EdgeSender(o["edge"], o["consumer"], o["consumer_name"], o["window"],
                           o["policy"], self.abort)
+
+    async def start_replica(self, caps_in: list[Caps], upstream: list[str]) -> dict[str, Any]:
+        """A pool's replacement replica, in one call: negotiate, connect and play.
+
+        One call, because Ray does not keep the order of calls to an async actor.
+        """
+        info = await self.ready()
+        reply = await self.negotiate(caps_in, upstream)
+        if "error" in reply:
+            return reply
+        await self.connect({}, [], pool_member=True)
+        await self.play()
+        return info
 
     async def play(self) -> None:
         self._bind_loop()
@@ -205,6 +218,8 @@ class ElementHost:
             self._finish({"ok": False, "stopped": True})
         except PeerFailed as exc:
             self._fail(self.current, str(exc), "", secondary=True, peer=exc.peer)
+        except PipelineError as exc:  # a pool this host dispatches to failed: name the pool
+            self._fail(exc.element, exc.cause, exc.details, secondary=False)
         except Exception as exc:
             self._fail(self.current, _describe(exc), traceback.format_exc(), secondary=False)
         finally:

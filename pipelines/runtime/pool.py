@@ -16,8 +16,10 @@ which looks like any other output edge to the host (offer, finish, snapshots):
   node, never through the dispatcher.
 - **Losing a replica** (its process killed, its node lost) is not a failure: its
   unfinished items go to the others, a replacement is started where the placement
-  allows, and both are counted. An item that was in flight on ``POISON_LIMIT``
-  replicas that died fails the run, named, so one poison item cannot loop forever.
+  allows, and both are counted. Items that were on a replica when it died become
+  suspects: each runs alone on a replica until it passes, so that a later death is
+  pinned on the right item. An item that was in flight on ``POISON_LIMIT`` replicas
+  that died fails the run, named, so one poison item cannot loop forever.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Replica:
     state: str = "starting"  # starting -> live -> dead
     ready_ref: Any = None
     inflight: dict[Any, int] = field(default_factory=dict)  # status ref -> seq
+    isolated: bool = False  # runs a suspect item alone, so that a death names its cause
     items: int = 0
     busy_s: float = 0.0
     counters: dict[str, Any] = field(default_factory=dict)
@@ -111,7 +114,7 @@ class PoolDispatcher:
 
     def has_credit(self) -> bool:
         self._reap(timeout=0)
-        return self._free_replica() is not None and not self._retry
+        return not self._retry and self._free_replica() is not None
 
     def wait_for_credit(self) -> None:
         if self.has_credit():
@@ -160,8 +163,12 @@ class PoolDispatcher:
                 "counters": self._pool_counters()}
 
     # -- dispatching ----------------------------------------------------------
-    def _free_replica(self) -> Replica | None:
-        live = [r for r in self.replicas if r.state == "live" and len(r.inflight) < self.window]
+    def _free_replica(self, suspect: bool = False) -> Replica | None:
+        """The live replica with the fewest items in flight that can take one more; a
+        suspect needs an idle replica to itself."""
+        room = 1 if suspect else self.window
+        live = [r for r in self.replicas
+                if r.state == "live" and not r.isolated and len(r.inflight) < room]
         return min(live, key=lambda r: len(r.inflight), default=None)
 
     def _live_count(self) -> int:
@@ -170,12 +177,13 @@ class PoolDispatcher:
     def _dispatch(self, item: _Item, replica: Replica) -> None:
         status, batch = replica.handle.process_item.remote(self.name, item.seq, item.out.payload)
         replica.inflight[status] = item.seq
+        replica.isolated = item.deaths > 0
         item.batch_ref = batch
         self.high_water = max(self.high_water, len(self._items))
 
     def _pump_retries(self) -> None:
         while self._retry:
-            replica = self._free_replica()
+            replica = self._free_replica(suspect=True)
             if replica is None:
                 return
             seq = self._retry.popleft()
@@ -210,6 +218,7 @@ class PoolDispatcher:
             self._replica_died(replica, exc)
             return
         seq = replica.inflight.pop(ref)
+        replica.isolated = False
         if not status.get("ok"):
             raise PipelineError(self.pool, f"{status['cause']} (on {self._items[seq].label})",
                                 status.get("details", ""))
@@ -267,7 +276,8 @@ class PoolDispatcher:
             log.warning("pool %s: cannot start a replacement: %s", self.pool, exc)
             return
         replica = Replica(name, handle)
-        replica.ready_ref = handle.negotiate.remote(self.spec["caps_in"], self.spec["upstream"])
+        replica.ready_ref = handle.start_replica.remote(self.spec["caps_in"],
+                                                        self.spec["upstream"])
         self.replicas.append(replica)
 
     def _check_starting(self) -> None:
