@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pipelines.runtime.stats import PipelineStats
+from pipelines.runtime.stats import PipelineStats, PoolStats
 from pipelines.runtime.stats import Progress as PipelineProgress
 
 
@@ -49,6 +49,28 @@ def print_summary(stats: PipelineStats, output: dict[str, Any] | None, stream: I
         table.add_row(s.name, str(s.buffers_in), str(s.buffers_out),
                       f"{s.total_processing_time:.1f}", lat, str(s.drops), s.node_id[:8])
     console.print(table)
+    for pool in stats.pools.values():
+        print_pool(console, pool)
+
+
+def print_pool(console: Console, pool: PoolStats) -> None:
+    """A pool's replicas and nodes: who did how much, and what was lost on the way."""
+    lost = f", {pool.lost} replica(s) lost, {pool.requeued} item(s) requeued" \
+        if pool.lost else ""
+    console.print(f"pool [bold]{pool.name}[/]: {len(pool.replicas)} replica(s), "
+                  f"{pool.items} item(s){lost}")
+    table = Table(show_edge=False)
+    for col in ("replica", "node", "pid", "items", "busy s", "state"):
+        table.add_column(col, justify="left" if col in ("replica", "node", "state") else "right")
+    for r in pool.replicas:
+        table.add_row(r["name"], (r["node_id"] or "?")[:8], str(r["pid"]), str(r["items"]),
+                      f"{r['busy_s']:.1f}", r["state"])
+    console.print(table)
+    nodes = pool.per_node()
+    if len(nodes) > 1:
+        console.print("  per node: " + ", ".join(
+            f"{n[:8]} {v['items']:.0f} item(s) in {v['busy_s']:.1f} s busy"
+            for n, v in nodes.items()))
 
 
 class LiveStatsDisplay:
