@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from actors.errors import CapsError, ParallaxError
 from actors.flow import Block, FlowPolicy, FlowSignal
-from actors.types import ANY, ENCODED_VIDEO, EOS, RAW_VIDEO, Caps, item_nbytes
+from actors.types import ANY, ENCODED_VIDEO, EOS, RAW_VIDEO, Caps, item_frames, item_nbytes
 
 LATENCY_SAMPLES = 512  # recent per-item latencies kept for percentiles
 
@@ -29,6 +29,8 @@ class Counters:
 
     buffers_in: int = 0
     buffers_out: int = 0
+    frames_in: int = 0
+    """Video frames the input items stood for (segments and chunks hold many)."""
     bytes_in: int = 0
     bytes_out: int = 0
     processing_time: float = 0.0
@@ -144,6 +146,7 @@ class Element:
         """Process one item, counting it. Returns the output items."""
         c = self.counters
         c.buffers_in += 1
+        c.frames_in += item_frames(item)
         c.bytes_in += item_nbytes(item)
         c.last_buffer_time = time.time()
         meta = getattr(item, "meta", None)

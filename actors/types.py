@@ -244,6 +244,19 @@ class Caps:
         return " ".join(parts)
 
 
+def item_frames(item: Any) -> int:
+    """Video frames an item stands for: 1 for a frame or a packet, the samples of an fMP4
+    segment, the frames of a chunk; what progress and summaries count."""
+    if isinstance(item, Frame):
+        return 1
+    if isinstance(item, Packet):
+        if not item.meta:
+            return 1
+        return 0 if item.meta.get("init") else int(item.meta.get("samples", 1))
+    count = getattr(item, "frame_count", None)
+    return count if isinstance(count, int) else 1
+
+
 def item_nbytes(item: Any) -> int:
     """Payload size of an item, for stats and the arena."""
     if isinstance(item, (Frame, Packet)):

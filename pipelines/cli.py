@@ -90,8 +90,9 @@ def build_parser() -> Parser:
     t = sub.add_parser("transcode", help="decode, scale and encode to MP4, HLS or Zenoh",
                        description="Transcode INPUT (a file, or testsrc[:k=v,...]) to OUTPUT: "
                                    "a .mp4 file, a .m3u8 HLS playlist, zenoh:PREFIX, or null.")
-    t.add_argument("input")
-    t.add_argument("output")
+    t.add_argument("paths", nargs="+", metavar="INPUT OUTPUT | INPUT... --output-dir DIR",
+                   help="a file (or testsrc[:k=v,...]) and its output; with --output-dir, "
+                        "any number of files, glob patterns or @list.txt")
     t.add_argument("--width", type=positive_int)
     t.add_argument("--height", type=positive_int)
     t.add_argument("--scale-algorithm", default="bilinear",
@@ -116,6 +117,11 @@ def build_parser() -> Parser:
     g.add_argument("--worker-label", action="append", type=label, default=[],
                    metavar="KEY=VALUE", help="run workers only on nodes with this Ray label "
                    "(repeatable; hardware encoders add theirs by themselves)")
+    g.add_argument("--output-dir", metavar="DIR",
+                   help="transcode every INPUT to DIR/NAME.mp4 through one shared pool")
+    g.add_argument("--resume", action="store_true",
+                   help="with --output-dir: skip finished files and re-encode only the "
+                        "chunks an interrupted run had not kept (DIR/.parallax/)")
     g.add_argument("--no-chunks", dest="chunks", action="store_false",
                    help="the linear pipeline: one decoder, one encoder (as for live inputs)")
     add_output_options(t)
@@ -225,6 +231,12 @@ def cmd_transcode(args: argparse.Namespace) -> int:
 
     farm = FarmOptions(args.workers, args.chunk_duration or DEFAULT_CHUNK_DURATION,
                        worker_labels=tuple(args.worker_label)) if args.chunks else None
+    if args.output_dir or args.resume:
+        return cmd_batch(args, farm)
+    if len(args.paths) != 2:
+        raise ConfigError(f"transcode takes INPUT OUTPUT (got {len(args.paths)} paths); for "
+                          "many inputs, give --output-dir DIR")
+    args.input, args.output = args.paths
     opts = TranscodeOptions(
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
@@ -233,6 +245,40 @@ def cmd_transcode(args: argparse.Namespace) -> int:
     if not args.quiet:  # after the options were checked: a usage error stays one line
         print(transcode_path(opts)[1], file=sys.stderr)
     return run_pipeline(pipeline, args, "transcode")
+
+
+def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
+    from actors.media.encoders import VideoEncoderConfig
+    from pipelines.batch import BatchOptions, batch_report, build_batch, expand_inputs
+    from pipelines.progress import print_batch
+    from pipelines.transcode import parse_bitrate
+
+    if not args.output_dir:
+        raise ConfigError("--resume needs --output-dir DIR (where the batch keeps its state)")
+    if farm is None:
+        raise ConfigError("--output-dir runs the farm; it cannot be combined with --no-chunks")
+    paths = expand_inputs(args.paths)
+    encoder = VideoEncoderConfig(codec=args.codec, backend=args.encoder, preset=args.preset,
+                                 bitrate=parse_bitrate(args.bitrate), crf=args.crf,
+                                 gop=args.gop)
+    run = build_batch(paths, BatchOptions(args.output_dir, args.resume), encoder, args.width,
+                      args.height, args.scale_algorithm, args.fps, farm,
+                      local=not os.environ.get("RAY_ADDRESS"))
+    report: dict[str, Any] = {}
+
+    def summary() -> dict[str, Any]:
+        report.update(batch_report(run))
+        return {"batch": report}
+
+    if run.pipeline is not None:
+        run_pipeline(run.pipeline, args, "batch", extra=summary)
+    else:
+        summary()
+        if args.json:
+            print(json.dumps({"batch": report}))
+    if not args.quiet:
+        print_batch(report, sys.stderr)
+    return EXIT_FAILED if report["failed"] else EXIT_OK
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -273,7 +319,8 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
-                 duration: float | None = None, live_stats: bool = False) -> int:
+                 duration: float | None = None, live_stats: bool = False,
+                 extra: Any = None) -> int:
     """Run with a display; Ctrl-C or ``duration`` ends the stream so outputs finalize.
 
     Live jobs (record) show the per-element stats table by default, file jobs a progress
@@ -324,7 +371,9 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
     if not args.quiet and not args.stats_json:
         print_summary(stats, pipeline.results(last), sys.stderr)
     if args.json:
-        print(json.dumps(stats.to_dict(), default=str))
+        print(json.dumps({**stats.to_dict(), **(extra() if extra else {})}, default=str))
+    elif extra:
+        extra()
     return EXIT_OK
 
 

@@ -124,3 +124,20 @@ class LiveStatsDisplay:
                           credits, "-" if s.latency_ms is None else f"{s.latency_ms:.1f}",
                           "-" if e2e is None else f"{e2e:.1f}")
         return table
+
+
+def print_batch(report: dict[str, Any], stream: IO[str]) -> None:
+    """One line per file of a batch: done (and where), or failed and why. Plain lines, so
+    that long paths and reasons survive a narrow terminal and a job's log alike."""
+    console = Console(file=stream, soft_wrap=True)
+    for path, f in report["files"].items():
+        if f["state"] == "done":
+            lost = f" ({f['lost']} frame(s) lost)" if f.get("lost") else ""
+            frames = f" {f['frames']} frames," if f.get("frames") else ""
+            console.print(f"[green]done[/]   {path} ->{frames} {f.get('output', '')}{lost}",
+                          highlight=False)
+        else:
+            console.print(f"[red]{f['state']}[/] {path}: {f.get('reason')}", highlight=False)
+    console.print(f"{len(report['files']) - len(report['failed'])} of {len(report['files'])} "
+                  f"file(s) done; chunks encoded now: {report['chunks_encoded']}, taken from "
+                  f"disk: {report['chunks_from_disk']}", highlight=False)

@@ -8,11 +8,12 @@ timeline, so the union of their frames is exactly the input's frames.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from actors.types import Packet
+from actors.types import Caps, Packet
 
 COMPRESSED_CHUNKS = "video/x-chunks"  # caps kind: Chunk items (compressed GOPs)
 ENCODED_CHUNKS = "video/x-encoded-chunks"  # caps kind: EncodedChunk items
@@ -41,6 +42,12 @@ class Chunk:
     """The input's first pts: subtracted so that the output starts at 0."""
     source: str = ""
     """Which input this chunk comes from (a batch shares one pool between files)."""
+    stream: Caps | None = None
+    """The input stream's codec parameters, when chunks of several files share a pool."""
+    last: bool = False
+    """The last chunk of its input."""
+    cached: bool = False
+    """Already encoded by an earlier run (kept on disk): the worker passes it through."""
 
     @property
     def label(self) -> str:
@@ -48,8 +55,12 @@ class Chunk:
         t0 = seconds(self.start, self.time_base, self.origin) or 0.0
         t1 = seconds(self.end, self.time_base, self.origin)
         span = f"{t0:.3f}-{t1:.3f} s" if t1 is not None else f"{t0:.3f} s-end"
-        where = f" of {self.source}" if self.source else ""
+        where = f" of {os.path.basename(self.source)}" if self.source else ""
         return f"chunk {self.index} ({span}{where})"
+
+    @property
+    def frame_count(self) -> int:
+        return self.frames
 
     def owns(self, pts: int | None) -> bool:
         if pts is None:
@@ -81,10 +92,23 @@ class EncodedChunk:
     worker: dict[str, Any] = field(default_factory=dict)
     """Where it ran and what it cost: node, pid, seconds decoding and encoding."""
     corrupt_packets: int = 0
+    caps: Caps | None = None
+    """The encoded stream's caps (size, rate, time base, parameter sets) for this chunk's
+    input; a batch writer stitches each file with its own."""
+    source: str = ""
+    last: bool = False
+    cached: bool = False
+    error: str | None = None
+    """Why this chunk could not be transcoded (only when the worker tolerates errors)."""
 
     @property
     def nbytes(self) -> int:
         return sum(len(p.data) for p in self.packets)
+
+    @property
+    def frame_count(self) -> int:
+        """The frames this chunk stands for (a cached one: those kept on disk)."""
+        return len(self.packets) if self.packets else self.frames_expected
 
     @property
     def lost(self) -> int:

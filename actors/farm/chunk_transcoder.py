@@ -47,6 +47,9 @@ class ChunkTranscoderSettings:
     """Codec, backend, quality and GOP; size, rate and time base come from the input."""
     threads: int = DEFAULT_THREADS
     """Decoder and encoder threads of one worker."""
+    tolerate_errors: bool = False
+    """Report a chunk that fails in its EncodedChunk (``error``) instead of failing the run:
+    a batch fails that file and goes on with the others."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "algorithm", ScaleAlgorithm.parse(self.algorithm))
@@ -69,49 +72,88 @@ class ChunkTranscoder(Transform):
         self.settings = settings or ChunkTranscoderSettings(**options)
         self.config: VideoEncoderConfig | None = None
         self._spare: VideoEncoderBackend | None = None
-        self._frame_ticks = 1
+        self._streams: dict[tuple, tuple[VideoEncoderConfig, Caps]] = {}
         self._decode_s = 0.0
         self._corrupt = 0
 
     def configure(self, caps_in: Caps | None) -> Caps:
+        self._close_spare()
+        self.config = self._encoder_config(caps_in)
+        # Opened once here for the parameter sets the caps carry, then used for the first
+        # chunk, so that no encoder is opened only to be thrown away.
+        self._spare = create_encoder(self.config)
+        caps = self._caps_out(self.config, self._spare, caps_in)
+        self._streams = {_stream_key(caps_in): (self.config, caps)}
+        return caps
+
+    def _encoder_config(self, stream: Caps) -> VideoEncoderConfig:
         s = self.settings
-        w, h = aspect_size(caps_in.width, caps_in.height, s.width, s.height)
-        w, h = even(w), even(h)
-        rate = s.fps or caps_in.rate
-        time_base = 1 / s.fps if s.fps else caps_in.time_base
+        w, h = aspect_size(stream.width, stream.height, s.width, s.height)
+        rate = s.fps or stream.rate
         enc = s.encoder
         gop = enc.gop
         if gop is None and enc.keyframe_interval:
             gop = min(MAX_GOP, max(1, round(enc.keyframe_interval * rate)))
-        self.config = replace(enc, width=w, height=h, framerate=rate, time_base=time_base,
-                              gop=gop, threads=s.threads, frame_threads=s.threads > 1)
-        self._frame_ticks = max(1, round(1 / (caps_in.rate * caps_in.time_base)))
-        self._close_spare()
-        # Opened once here for the parameter sets the caps carry, then used for the first
-        # chunk, so that no encoder is opened only to be thrown away.
-        self._spare = create_encoder(self.config)
-        return Caps(kind=ENCODED_CHUNKS, codec=self.config.codec.value, width=w, height=h,
-                    rate=rate, time_base=self._spare.time_base, profile=self._spare.profile,
-                    extradata=self._spare.extradata, slot_size=caps_in.slot_size)
+        return replace(enc, width=even(w), height=even(h), framerate=rate,
+                       time_base=1 / s.fps if s.fps else stream.time_base, gop=gop,
+                       threads=s.threads, frame_threads=s.threads > 1)
+
+    @staticmethod
+    def _caps_out(config: VideoEncoderConfig, encoder: VideoEncoderBackend,
+                  stream: Caps) -> Caps:
+        return Caps(kind=ENCODED_CHUNKS, codec=config.codec.value, width=config.width,
+                    height=config.height, rate=config.framerate, time_base=encoder.time_base,
+                    profile=encoder.profile, extradata=encoder.extradata,
+                    slot_size=stream.slot_size)
+
+    def _stream(self, chunk: Chunk) -> tuple[Caps, VideoEncoderConfig, Caps]:
+        """(input stream, encoder config, output caps) for this chunk's file: a batch
+        sends chunks of many files through one pool."""
+        stream = chunk.stream or self.caps_in
+        key = _stream_key(stream)
+        if key not in self._streams:
+            config = self._encoder_config(stream)
+            probe = create_encoder(config)  # for its parameter sets; chunks open their own
+            self._streams[key] = (config, self._caps_out(config, probe, stream))
+            probe.close()
+        config, caps = self._streams[key]
+        return stream, config, caps
 
     # -- one chunk ------------------------------------------------------------
     def process(self, chunk: Chunk) -> list[EncodedChunk]:
         if self.config is None:
             raise ConfigError(f"{self.name}: not configured; it must be linked in a pipeline")
+        if chunk.cached:
+            return [EncodedChunk(chunk.index, chunk.label, [], 0, None, chunk.frames, 0, None,
+                                 source=chunk.source, last=chunk.last, cached=True)]
+        try:
+            return [self._transcode(chunk)]
+        except Exception as exc:
+            if not self.settings.tolerate_errors:
+                raise
+            log.warning("%s: %s", chunk.label, exc)
+            return [EncodedChunk(chunk.index, chunk.label, [], 0, None, chunk.frames, 0, None,
+                                 source=chunk.source, last=chunk.last,
+                                 error=f"{type(exc).__name__}: {exc}")]
+
+    def _transcode(self, chunk: Chunk) -> EncodedChunk:
+        stream, config, caps = self._stream(chunk)
         t0 = time.perf_counter()
-        encoder = self._spare or create_encoder(self.config)
-        self._spare = None
+        spare = self._spare if config == self.config else None
+        encoder = spare or create_encoder(config)
+        if spare is not None:
+            self._spare = None
         self._decode_s = 0.0
         self._corrupt = 0
         try:
-            frames = self._decode(chunk)
+            frames = self._decode(chunk, stream)
             if self.settings.fps:
                 start, end, todo = self._ticks(chunk, frames)
             else:
-                start, end, todo = self._same_rate(chunk, frames)
+                start, end, todo = self._same_rate(chunk, frames, stream)
             packets, fed, decoded = [], 0, 0
             for pts, vf, duration, new in todo:
-                out = vf.reformat(width=self.config.width, height=self.config.height,
+                out = vf.reformat(width=config.width, height=config.height,
                                   format=OUTPUT_FORMAT,
                                   interpolation=self.settings.algorithm.swscale)
                 out.pts = pts
@@ -130,17 +172,17 @@ class ChunkTranscoder(Transform):
         worker = {"node": socket.gethostname(), "pid": os.getpid(),
                   "decode_s": self._decode_s, "encode_s": total - self._decode_s}
         expected = chunk.frames if not self.settings.fps else fed
-        return [EncodedChunk(chunk.index, chunk.label, packets, start, end, expected,
-                             decoded if not self.settings.fps else fed, encoder.extradata,
-                             worker, self._corrupt)]
+        return EncodedChunk(chunk.index, chunk.label, packets, start, end, expected,
+                            decoded if not self.settings.fps else fed, encoder.extradata,
+                            worker, self._corrupt, caps=caps, source=chunk.source,
+                            last=chunk.last)
 
-    def _decode(self, chunk: Chunk) -> Iterator[av.VideoFrame]:
+    def _decode(self, chunk: Chunk, caps: Caps) -> Iterator[av.VideoFrame]:
         """The chunk's own frames, in presentation order, as the decoder returns them.
 
         Streamed, so that a worker holds a few frames, not a whole chunk of raw video.
         Corrupt packets are counted and skipped: their frames are reported as lost.
         """
-        caps = self.caps_in
         dec = av.CodecContext.create(caps.codec, "r")
         if caps.extradata:
             dec.extradata = caps.extradata
@@ -171,7 +213,7 @@ class ChunkTranscoder(Transform):
                 last = pts
                 yield vf
 
-    def _same_rate(self, chunk: Chunk, frames: Iterator[av.VideoFrame]
+    def _same_rate(self, chunk: Chunk, frames: Iterator[av.VideoFrame], stream: Caps
                    ) -> tuple[int, int | None, Iterator[tuple[int, av.VideoFrame, int, int]]]:
         """Frame for frame, timestamps shifted to start at 0. A frame lasts until the next
         one (exact for VFR); the last one until the chunk's end."""
@@ -187,7 +229,7 @@ class ChunkTranscoder(Transform):
                 held = vf
             if held is not None:
                 last = (chunk.end - held.pts) if chunk.end is not None else None
-                yield held.pts - origin, held, last or held.duration or self._frame_ticks, 1
+                yield held.pts - origin, held, last or held.duration or _ticks(stream), 1
 
         return start, end, todo()
 
@@ -220,7 +262,7 @@ class ChunkTranscoder(Transform):
             if held is None:
                 return
             stop = last if last is not None else tick_at(
-                held.pts + (held.duration or self._frame_ticks))
+                held.pts + (held.duration or _ticks(chunk.stream or self.caps_in)))
             while k < stop:
                 yield k, held, 1, 0
                 k += 1
@@ -240,3 +282,13 @@ class ChunkTranscoder(Transform):
         state["_spare"] = None  # an open encoder stays in the process that opened it
         return state
 
+
+
+def _stream_key(stream: Caps) -> tuple:
+    return (stream.codec, stream.width, stream.height, stream.rate, stream.time_base,
+            stream.extradata)
+
+
+def _ticks(stream: Caps) -> int:
+    """One frame's duration in the stream's time base, from its nominal rate."""
+    return max(1, round(1 / (stream.rate * stream.time_base)))

@@ -15,7 +15,6 @@ its own range. The next chunk carries them too, and discards them the same way.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -68,6 +67,7 @@ class PacketSource(Source):
         self.packets = 0
         self.frames = 0
         self.longest_s = 0.0
+        self.stream_caps: Caps | None = None
         self._chunks: Iterator[Chunk] | None = None
 
     def configure(self, caps_in: Caps | None) -> Caps:
@@ -79,9 +79,11 @@ class PacketSource(Source):
             round(float(s.duration * s.time_base) * rate) if s.duration else None)
         bit_rate = s.bit_rate or self.container.bit_rate or 0
         slot = max(MIN_SLOT_BYTES, int(bit_rate / 8 * self.settings.chunk_duration * 2))
-        return Caps(kind=COMPRESSED_CHUNKS, codec=ctx.name, format=ctx.pix_fmt,
-                    width=ctx.width, height=ctx.height, rate=rate, time_base=s.time_base,
-                    extradata=bytes(ctx.extradata) if ctx.extradata else None, slot_size=slot)
+        self.stream_caps = Caps(
+            kind=COMPRESSED_CHUNKS, codec=ctx.name, format=ctx.pix_fmt, width=ctx.width,
+            height=ctx.height, rate=rate, time_base=s.time_base,
+            extradata=bytes(ctx.extradata) if ctx.extradata else None, slot_size=slot)
+        return self.stream_caps
 
     def _open(self) -> None:
         self.container, self.stream = open_video(self.settings.path)
@@ -155,7 +157,7 @@ class PacketSource(Source):
         def make(end: int | None) -> Chunk:
             packets = cur + ([cut, *tail] if cut is not None else [])
             chunk = Chunk(index, packets, start, end, 0, tb, self.origin,
-                          source=os.path.basename(self.settings.path))
+                          source=self.settings.path, stream=self.stream_caps)
             chunk.frames = sum(1 for p in cur + tail if chunk.owns(p.pts))
             return chunk
 

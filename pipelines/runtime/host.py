@@ -396,7 +396,7 @@ def _figures(el: Element | None) -> dict[str, Any]:
     """An element's raw counters, as hosts report them (zeros for None)."""
     c = el.counters if el is not None else Counters()
     return {
-        "buffers_in": c.buffers_in, "buffers_out": c.buffers_out,
+        "buffers_in": c.buffers_in, "buffers_out": c.buffers_out, "frames_in": c.frames_in,
         "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
         "processing_time": c.processing_time, "blocked_time": c.blocked_time,
         "last_buffer_time": c.last_buffer_time, "errors": c.errors, "drops": c.drops,

@@ -196,7 +196,7 @@ class Monitor:
                         setattr(e, key, edge[key])
                     stats.edges[e.name] = p.edges[e.name] = e
         sinks = [s for n, s in stats.elements.items() if n in p.sinks]
-        stats.frames = max((s.buffers_in for s in sinks), default=0)
+        stats.frames = max((s.frames_in for s in sinks), default=0)
         stats.bytes_written = sum(s.bytes_in for s in sinks)
         e2e = [s.e2e_latency_ms for s in sinks if s.e2e_latency_ms is not None]
         lat = [s.latency_ms for s in stats.elements.values() if s.latency_ms is not None]

@@ -27,6 +27,8 @@ class ElementStats:
     name: str
     buffers_in: int = 0
     buffers_out: int = 0
+    frames_in: int = 0
+    """Video frames the input items stood for (an fMP4 segment or a chunk holds many)."""
     bytes_in: int = 0
     bytes_out: int = 0
     total_processing_time: float = 0.0
@@ -217,6 +219,7 @@ def build_element_stats(
     s = ElementStats(
         name=name,
         buffers_in=figures["buffers_in"],
+        frames_in=figures.get("frames_in", figures["buffers_in"]),
         buffers_out=figures["buffers_out"],
         bytes_in=figures["bytes_in"],
         bytes_out=figures["bytes_out"],

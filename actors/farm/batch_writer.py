@@ -1,0 +1,154 @@
+"""BatchWriter: stitch and mux each file of a batch, keep every chunk, and record progress.
+
+Encoded chunks arrive in dispatch order, so one file's chunks come in order and the
+files one after another. For each file the writer runs its own ChunkStitcher and Mp4Mux
+(written under a temporary name and renamed when complete, as a single transcode is).
+Every new chunk is kept on disk and recorded in the manifest before it is muxed; chunks
+an earlier run kept come back from disk. A file that fails (a worker error, a seam that
+does not fit) is removed and marked failed with its reason; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.element import Sink
+from actors.errors import ParallaxError
+from actors.farm.chunk import ENCODED_CHUNKS, EncodedChunk
+from actors.farm.chunk_stitcher import ChunkStitcher
+from actors.farm.chunk_store import ChunkStore, lock_dir
+from actors.media.mp4_mux import Mp4Mux
+from actors.media.muxing import check_output_dir
+from actors.types import Caps
+
+log = logging.getLogger("parallax.batch_writer")
+
+
+@dataclass(frozen=True)
+class BatchWriterSettings:
+    output_dir: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    """Input path -> output path (inside output_dir)."""
+    settings_id: str = ""
+    """What the encoding settings hash to: kept chunks are reused only under the same."""
+    resume: bool = False
+
+
+class _File:
+    def __init__(self, path: str, output: str) -> None:
+        self.path, self.output = path, output
+        self.stitcher = ChunkStitcher()
+        self.mux: Mp4Mux | None = None
+        self.failed: str | None = None
+        self.chunks = 0
+
+
+class BatchWriter(Sink):
+    """EncodedChunk items of many files in, one MP4 per file out."""
+
+    accepts = (ENCODED_CHUNKS,)
+
+    def __init__(self, settings: BatchWriterSettings | None = None, **options: Any) -> None:
+        super().__init__()
+        self.settings = settings or BatchWriterSettings(**options)
+        self.store: ChunkStore | None = None
+        self.current: _File | None = None
+        self._lock: int | None = None
+        self.status: dict[str, dict[str, Any]] = {
+            p: {"output": o, "state": "queued", "chunks": 0, "frames": 0, "reason": None}
+            for p, o in self.settings.outputs.items()}
+
+    def configure(self, caps_in: Caps | None) -> Caps:
+        check_output_dir(os.path.join(self.settings.output_dir, "x"))
+        return caps_in
+
+    def start(self) -> None:
+        self._lock = lock_dir(self.settings.output_dir)
+        self.store = ChunkStore(self.settings.output_dir, self.settings.settings_id)
+
+    def process(self, chunk: EncodedChunk) -> tuple:
+        if self.current is None or self.current.path != chunk.source:
+            self._end_current("its chunks stopped before the last one (see the source's "
+                              "report)")
+            self._begin(chunk.source)
+        f = self.current
+        if f.failed is None:
+            try:
+                self._add(f, chunk)
+            except (ParallaxError, OSError, ValueError) as exc:
+                self._fail(f, f"{chunk.label}: {exc}")
+        if chunk.last:
+            self._end_current(None)
+        return ()
+
+    def _begin(self, path: str) -> None:
+        output = self.settings.outputs[path]
+        self.current = _File(path, output)
+        self.store.begin(path, output, keep=self.settings.resume)
+        self.status[path].update(state="running")
+
+    def _add(self, f: _File, chunk: EncodedChunk) -> None:
+        if chunk.error:
+            raise ValueError(chunk.error)
+        if chunk.cached:
+            chunk = self.store.get(f.path, chunk.index)
+        else:
+            self.store.put(f.path, chunk)
+        if f.mux is None:
+            caps = chunk.caps
+            f.stitcher.negotiate([caps], ["pool"])
+            f.mux = Mp4Mux(f.output)
+            f.mux.negotiate([f.stitcher.caps_out], [f.stitcher.name])
+            f.mux.start()
+        for p in f.stitcher.handle(chunk):
+            f.mux.handle(p)
+        f.chunks += 1
+        self.status[f.path].update(chunks=f.chunks, frames=f.stitcher.frames)
+
+    def _end_current(self, unfinished: str | None) -> None:
+        f, self.current = self.current, None
+        if f is None:
+            return
+        if unfinished and f.failed is None:
+            self._fail(f, unfinished)
+        if f.failed is None and f.mux is None:
+            self._fail(f, "no chunk of it could be encoded")
+        if f.failed is None:
+            try:
+                f.stitcher.handle_eos()
+                f.mux.handle_eos()
+            except (ParallaxError, OSError, ValueError) as exc:
+                self._fail(f, f"finishing the output: {exc}")
+        if f.failed is not None:
+            self.store.finish(f.path, "failed", f.failed)
+            return
+        st = f.stitcher.results()
+        self.status[f.path].update(state="done", lost=st["lost"], lost_in=st["lost_in"])
+        self.store.finish(f.path, "done")
+
+    def _fail(self, f: _File, reason: str) -> None:
+        f.failed = reason
+        if f.mux is not None:
+            f.mux.close(False)  # removes the partial output, with a warning
+        self.status[f.path].update(state="failed", reason=reason)
+        log.warning("%s failed: %s", f.path, reason)
+
+    def flush(self) -> tuple:
+        self._end_current("the batch ended before its last chunk")
+        return ()
+
+    def close(self, ok: bool) -> None:
+        if self.current is not None and self.current.mux is not None:
+            self.current.mux.close(False)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def results(self) -> dict[str, Any]:
+        encoded = {}
+        if self.store is not None:
+            encoded = {p: e.get("encoded", 0) for p, e in self.store.files.items()}
+        return {"files": self.status, "encoded": encoded}

@@ -1,0 +1,125 @@
+"""Many files through one farm: one bad file fails alone, a killed batch resumes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+from media import make_video, probe_video
+from streams import assert_usage_error, parallax
+
+from actors.farm.chunk_store import MANIFEST, STATE_DIR, lock_dir
+from actors.media.test_pattern import read_timecode
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: Ray's GCS and raylet, and the raylet's workers."""
+    table = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in table.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def numbers(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        return [read_timecode(f.to_ndarray(format="gray")) for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("batch_in")
+    files = {f"clip{i}.mp4": 30 * (i + 1) for i in range(4)}  # 1 to 4 s
+    for name, frames in files.items():
+        make_video(str(d / name), "libx264", frames=frames, bframes=2, gop=15)
+    good = (d / "clip3.mp4").read_bytes()
+    (d / "broken.mp4").write_bytes(good[: len(good) // 3])  # cut before its moov box
+    return d, files
+
+
+def test_five_files_one_corrupt_gives_four_outputs_and_one_named_failure(inputs, tmp_path):
+    d, files = inputs
+    run = parallax("transcode", str(d / "*.mp4"), "--output-dir", str(tmp_path),
+                   "--chunk-duration", "0.5", "--json", timeout=300)
+    assert run.returncode == 1, run.stderr  # a file failed: the exit code says so
+    report = json.loads(run.stdout.strip().splitlines()[-1])["batch"]
+    assert report["failed"] == [str(d / "broken.mp4")]
+    assert "truncated" in report["files"][str(d / "broken.mp4")]["reason"]
+    for name, frames in files.items():
+        out = tmp_path / name
+        assert report["files"][str(d / name)]["state"] == "done"
+        assert numbers(out) == list(range(frames)), name  # every frame, in order
+        assert probe_video(str(out))["times"][0] == 0.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_DIR, *sorted(files)]
+    assert "broken.mp4" in run.stderr and "failed" in run.stderr
+
+
+def test_a_killed_batch_resumes_and_encodes_only_what_was_missing(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    names = [f"long{i}.mp4" for i in range(3)]
+    for name in names:  # 8 chunks each; slow enough to kill in the middle
+        make_video(str(src / name), "libx264", 320, 240, frames=120, bframes=2, gop=15)
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [sys.executable, "-m", "pipelines.cli", "transcode", *(str(src / n) for n in names),
+            "--output-dir", str(out), "--chunk-duration", "0.5", "--workers", "1",
+            "--preset", "veryslow", "--quiet"]
+    proc = subprocess.Popen(args, cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+    manifest = out / STATE_DIR / MANIFEST
+    kept = 0
+    deadline = time.monotonic() + 120
+    while kept < 6 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        with contextlib.suppress(OSError, ValueError):  # not written yet, or being replaced
+            kept = sum(len(f["chunks"]) for f in json.loads(manifest.read_text())["files"]
+                       .values())
+    assert proc.poll() is None, "the batch finished before it could be killed"
+    for pid in [proc.pid, *descendants(proc.pid)]:  # the run's every process, as a crash
+        with contextlib.suppress(ProcessLookupError):  # of its machine would
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    os.close(lock_dir(str(out)))  # Ray's workers outlive their driver for a moment
+    state = json.loads(manifest.read_text())["files"]
+    done_before = {Path(f["input"]).name for f in state.values() if f["state"] == "done"}
+    on_disk = sum(len(f["chunks"]) for f in state.values() if f["state"] != "done")
+    assert len(done_before) < 3 and on_disk + 8 * len(done_before) >= 6
+
+    run = parallax("transcode", *(str(src / n) for n in names), "--output-dir", str(out),
+                   "--chunk-duration", "0.5", "--workers", "1", "--preset", "veryslow",
+                   "--resume", "--json", timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])["batch"]
+    # Finished files are skipped; of the others, only the chunks not on disk are encoded.
+    assert report["chunks_from_disk"] == on_disk
+    assert report["chunks_encoded"] == 8 * (3 - len(done_before)) - on_disk
+    for name in names:
+        assert numbers(out / name) == list(range(120)), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != STATE_DIR]
+
+
+def test_batch_usage_errors(tmp_path):
+    assert_usage_error(parallax("transcode", "a.mp4", "b.mp4", "c.mp4", cwd=tmp_path),
+                       "--output-dir")
+    assert_usage_error(parallax("transcode", "a.mp4", "--output-dir", str(tmp_path / "no"),
+                                cwd=tmp_path), "does not exist")
+    assert_usage_error(parallax("transcode", "nothing*.mp4", "--output-dir", str(tmp_path),
+                                cwd=tmp_path), "matches no file")
+    assert_usage_error(parallax("transcode", "a.mp4", "b.mp4", "--resume", cwd=tmp_path),
+                       "--output-dir")
