@@ -20,40 +20,17 @@ import statistics
 import subprocess
 import sys
 import time
-from fractions import Fraction
 
-import av
+from inputs import make_1080p_h264
 
 from actors.farm import ChunkStitcher, ChunkTranscoder, PacketSource
 from actors.media.encoders import VideoEncoderConfig, create_encoder
 from actors.media.mp4_mux import Mp4Mux
-from actors.media.test_pattern import TestPatternSource
 from actors.types import EOS
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 FFMPEG_ARGS = ["-vf", "scale=1280:720:flags=bilinear", "-c:v", "libx264", "-preset",
                "veryfast", "-crf", "23"]
-
-
-def make_input(path: str, seconds: int) -> str:
-    """Moving content with B-frames and a 2 s GOP, as a camera or an export gives."""
-    if os.path.exists(path):
-        return path
-    frames = 30 * seconds
-    src = TestPatternSource(pattern="ball", width=1920, height=1080, num_frames=frames,
-                            timecode=True)
-    with av.open(path, "w") as out:
-        st = out.add_stream("libx264", rate=30)
-        st.width, st.height, st.pix_fmt = 1920, 1080, "yuv420p"
-        st.codec_context.options = {"preset": "veryfast", "profile": "high", "bf": "3",
-                                    "g": "60"}
-        for _ in range(frames):
-            f = src.produce()
-            vf = av.VideoFrame.from_ndarray(f.data, format="yuv420p")
-            vf.pts, vf.time_base = f.pts, Fraction(1, 30)
-            out.mux(st.encode(vf))
-        out.mux(st.encode(None))
-    return path
 
 
 def run_ffmpeg(src: str, dst: str, threads: int | None) -> dict:
@@ -75,6 +52,17 @@ def run_parallax(src: str, dst: str, extra: list[str]) -> dict:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{run.stderr[-2000:]}")
     stats = json.loads(run.stdout.strip().splitlines()[-1])
     return {"wall": wall, "playing": stats["duration_s"], "frames": stats["frames"]}
+
+
+def quality(out: str, src: str) -> dict:
+    """Size, and PSNR against the source scaled the same way (ffmpeg's psnr filter)."""
+    run = subprocess.run(
+        ["ffmpeg", "-v", "info", "-i", out, "-i", src, "-lavfi",
+         "[1:v]scale=1280:720:flags=bilinear[ref];[0:v][ref]psnr", "-f", "null", "-"],
+        capture_output=True, text=True)
+    psnr = next((float(w.split(":")[1]) for line in run.stderr.splitlines()
+                 if "PSNR" in line for w in line.split() if w.startswith("average:")), 0.0)
+    return {"bytes": os.path.getsize(out), "psnr": psnr}
 
 
 def per_chunk_costs(src: str, chunk_s: float) -> dict:
@@ -112,7 +100,7 @@ def per_chunk_costs(src: str, chunk_s: float) -> dict:
             mux.process(p)
             n += 1
     stitch_fps = n / max(time.perf_counter() - t0, 1e-9)
-    mux.close(False)
+    mux.flush()
     return {"chunks": len(chunks), "frames": frames, "demux_fps": frames / demux_s,
             "chunk_cpu_s": chunk_s_cpu, "frames_per_chunk": frames / len(chunks),
             "encoder_open_s": open_s, "stitch_mux_fps": stitch_fps,
@@ -125,11 +113,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--chunk-duration", type=float, default=None)
+    ap.add_argument("--sweep", type=float, nargs="*", default=[2.0, 8.0],
+                    help="chunk durations to compare for size and quality (one run each)")
     args = ap.parse_args()
     if not shutil.which("ffmpeg"):
         raise SystemExit("needs the ffmpeg CLI (apt-get install ffmpeg)")
     os.makedirs(OUT, exist_ok=True)
-    src = make_input(os.path.join(OUT, f"farm_in_{args.seconds}s.mp4"), args.seconds)
+    src = make_1080p_h264(os.path.join(OUT, f"farm_in_{args.seconds}s.mp4"), args.seconds,
+                          gop=60)
     frames = 30 * args.seconds
     chunk = ["--chunk-duration", str(args.chunk_duration)] if args.chunk_duration else []
     jobs = {
@@ -141,10 +132,11 @@ def main() -> None:
         "parallax --no-chunks": lambda d: run_parallax(src, d, ["--no-chunks"]),
     }
     results: dict[str, list[dict]] = {k: [] for k in jobs}
+    outputs = {k: os.path.join(OUT, f"farm_out_{i}.mp4") for i, k in enumerate(jobs)}
     for r in range(args.rounds):
         order = list(jobs) if r % 2 == 0 else list(reversed(jobs))
         for name in order:
-            results[name].append(jobs[name](os.path.join(OUT, "farm_out.mp4")))
+            results[name].append(jobs[name](outputs[name]))
             print(f"round {r + 1}: {name}: {results[name][-1]}", file=sys.stderr)
     med = {k: {f: statistics.median(x[f] for x in v) for f in v[0]} for k, v in results.items()}
     ff = med["ffmpeg"]["wall"]
@@ -157,6 +149,19 @@ def main() -> None:
               f"{fps / (frames / ff):>14.2f}x")
     w1, w2 = med["parallax --workers 1"], med["parallax --workers 2"]
     print(f"2 workers against 1 (steady fps): {w1['playing'] / w2['playing']:.2f}x")
+    print("\nquality at the same CRF (size, PSNR against the scaled source):")
+    ref = quality(outputs["ffmpeg"], src)
+    for name in ("ffmpeg", "parallax --workers auto", "parallax --no-chunks"):
+        q = quality(outputs[name], src)
+        print(f"  {name:<26}{q['bytes'] / 1e6:>8.2f} MB ({q['bytes'] / ref['bytes']:.3f}x)"
+              f"  PSNR {q['psnr']:.2f} dB")
+    for seconds in args.sweep:
+        dst = os.path.join(OUT, f"farm_sweep_{seconds:g}.mp4")
+        m = run_parallax(src, dst, ["--chunk-duration", str(seconds)])
+        q = quality(dst, src)
+        print(f"  --chunk-duration {seconds:<9g}{q['bytes'] / 1e6:>8.2f} MB "
+              f"({q['bytes'] / ref['bytes']:.3f}x)  PSNR {q['psnr']:.2f} dB  "
+              f"steady {frames / m['playing']:.1f} fps")
     costs = per_chunk_costs(src, args.chunk_duration or 4.0)
     print("\nper-chunk costs, in one process:")
     for k, v in costs.items():

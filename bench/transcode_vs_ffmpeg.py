@@ -16,9 +16,9 @@ import shutil
 import subprocess
 import sys
 import time
-from fractions import Fraction
 
 import av
+from inputs import make_1080p_h264
 
 from actors.media.null_sink import NullSink
 from actors.media.test_pattern import TestPatternSource
@@ -28,25 +28,6 @@ from pipelines.runtime.connection import ensure_ray
 from pipelines.transcode import TranscodeOptions, build_transcode
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
-
-
-def make_input(path: str, seconds: int) -> str:
-    if os.path.exists(path):
-        return path
-    frames = 30 * seconds
-    src = TestPatternSource(pattern="ball", width=1920, height=1080, num_frames=frames,
-                            timecode=True)
-    with av.open(path, "w") as out:
-        st = out.add_stream("libx264", rate=30)
-        st.width, st.height, st.pix_fmt = 1920, 1080, "yuv420p"
-        st.codec_context.options = {"preset": "veryfast", "profile": "high", "bf": "3"}
-        for _ in range(frames):
-            f = src.produce()
-            vf = av.VideoFrame.from_ndarray(f.data, format="yuv420p")
-            vf.pts, vf.time_base = f.pts, Fraction(1, 30)
-            out.mux(st.encode(vf))
-        out.mux(st.encode(None))
-    return path
 
 
 def run_ffmpeg(src: str, dst: str) -> float:
@@ -104,7 +85,7 @@ def main() -> None:
     if not shutil.which("ffmpeg"):
         sys.exit("the ffmpeg CLI is the anchor: apt-get install ffmpeg")
     os.makedirs(OUT, exist_ok=True)
-    src = make_input(os.path.join(OUT, f"in_1080p_{args.seconds}s.mp4"), args.seconds)
+    src = make_1080p_h264(os.path.join(OUT, f"in_1080p_{args.seconds}s.mp4"), args.seconds)
     frames = 30 * args.seconds
     t_ff = run_ffmpeg(src, os.path.join(OUT, "ffmpeg.mp4"))
     t_naive = run_naive(src, os.path.join(OUT, "naive.mp4"))

@@ -1,4 +1,5 @@
-"""Elements for the pool tests; workers import them from here (tests/ is on their path)."""
+"""Pool test helpers: elements workers import from here (tests/ is on their path), and a
+way to pick a replica to kill mid-run."""
 
 from __future__ import annotations
 
@@ -35,3 +36,17 @@ class DieOn(Transform):
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(self.delay_s)
         return [item]
+
+
+def busy_replica(pipeline: Any, pool: str, after_items: int, timeout: float = 60) -> int | None:
+    """The pid of a replica of ``pool`` with work in flight, once the pool has finished
+    ``after_items`` items (None if that did not happen within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = pipeline.stats().pools.get(pool)
+        if stats and stats.items >= after_items:
+            busy = [r for r in stats.replicas if r["in_flight"] and r["state"] == "live"]
+            if busy:
+                return busy[0]["pid"]
+        time.sleep(0.02)
+    return None

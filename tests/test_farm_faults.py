@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import av
 import pytest
 from media import make_video, probe_video
+from pool_elements import busy_replica
 
 from actors.media.test_pattern import read_timecode
 from pipelines.farm import FarmOptions
@@ -25,14 +25,7 @@ def test_sigkill_of_a_worker_mid_run_keeps_every_frame(tmp_path):
                                          farm=FarmOptions(workers=2, chunk_duration=0.5)))
     p.stats_interval = 0.1  # see the pool often enough to kill a worker mid-run
     p.start()
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
-        pool = p.stats().pools.get("xcode")
-        if pool and pool.items >= 2:
-            busy = [r for r in pool.replicas if r["in_flight"]]
-            victim = busy[0]["pid"] if busy else None
-        time.sleep(0.02)
+    victim = busy_replica(p, "xcode", after_items=2)
     assert victim, "no worker was busy after its second chunk"
     os.kill(victim, signal.SIGKILL)
     stats = p.wait(timeout=180)

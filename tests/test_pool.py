@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
-from pool_elements import DieOn, SlowSquare
+from pool_elements import DieOn, SlowSquare, busy_replica
 
 from actors.errors import ConfigError, PipelineError
 from actors.testing import CollectSink, ListSource, MapTransform
@@ -53,14 +52,9 @@ def test_pool_element_stats_sum_the_replicas():
 
 def test_killing_a_replica_loses_nothing():
     p = pool_pipeline(SlowSquare(delay_s=0.1), replicas=2, items=50)
+    p.stats_interval = 0.1
     p.start()
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
-        pool = p.stats().pools.get("work")
-        if pool and pool.items >= 4:
-            victim = pool.replicas[0]["pid"]
-        time.sleep(0.1)
+    victim = busy_replica(p, "work", after_items=4)
     assert victim, "the pool did not start working"
     os.kill(victim, signal.SIGKILL)  # as a user (or the OOM killer) would
     stats = p.wait(timeout=120)
