@@ -115,6 +115,11 @@ class LiveStatsDisplay:
         for col in ("element", "fps in", "fps out", "drops", "credits", "latency ms",
                     "e2e ms"):
             table.add_column(col, justify="left" if col == "element" else "right")
+        for pool in stats.pools.values():
+            lost = f", {pool.lost} lost, {pool.requeued} requeued" if pool.lost else ""
+            table.caption = (table.caption or "") + (
+                f"pool {pool.name}: {pool.live}/{len(pool.replicas)} replicas live, "
+                f"{pool.items} items{lost}   ")
         inputs = {e.consumer: e for e in stats.edges.values()}
         for s in stats.elements.values():
             edge = inputs.get(s.name)

@@ -40,6 +40,16 @@ class HostMetrics:
         made["mailbox_depth"] = metrics.Gauge(
             "parallax_mailbox_depth", description="Items waiting in the host mailbox",
             tag_keys=keys)
+        made["pool_replicas"] = metrics.Gauge(
+            "parallax_pool_replicas", description="Live replicas of an element pool",
+            tag_keys=keys)
+        made["pool_lost"] = metrics.Counter(
+            "parallax_pool_replicas_lost_total",
+            description="Replicas of an element pool that died (and were replaced)",
+            tag_keys=keys)
+        made["pool_requeued"] = metrics.Counter(
+            "parallax_pool_requeued_total",
+            description="Items sent again because their replica died", tag_keys=keys)
         return made
 
     def register(self) -> None:
@@ -63,6 +73,15 @@ class HostMetrics:
                     if delta > 0:
                         self._metrics[metric].inc(delta, tags=tags)
                         self._last[(name, key)] = figures[key]
+            for pool in snap.get("pools", ()):
+                tags = {"pipeline": self.pipeline, "element": pool["pool"]}
+                live = sum(r["state"] == "live" for r in pool["replicas"])
+                self._metrics["pool_replicas"].set(live, tags=tags)
+                for key, metric in (("lost", "pool_lost"), ("requeued", "pool_requeued")):
+                    delta = pool[key] - self._last.get((pool["pool"], key), 0)
+                    if delta > 0:
+                        self._metrics[metric].inc(delta, tags=tags)
+                        self._last[(pool["pool"], key)] = pool[key]
             tags = {"pipeline": self.pipeline, "element": self.elements[-1]}
             self._metrics["credits_in_use"].set(snap["credits_in_use"], tags=tags)
             self._metrics["mailbox_depth"].set(snap["mailbox_depth"], tags=tags)
