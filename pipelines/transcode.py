@@ -138,7 +138,7 @@ def input_report(pipeline: Pipeline) -> dict[str, Any]:
         return src
     stitched = pipeline.results("stitch") or {}
     expected = src.get("expected")
-    decoded = stitched.get("frames", 0)
+    decoded = stitched.get("decoded", 0)
     lost = max(0, expected - decoded) if expected else stitched.get("lost", 0)
     return {"decoded": decoded, "expected": expected, "lost": lost,
             "lost_in": stitched.get("lost_in", [])}

@@ -73,3 +73,23 @@ def probe_video(path: str) -> dict:
                 "height": st.codec_context.height, "codec": st.codec_context.name,
                 "duration": float(st.duration * st.time_base) if st.duration else None,
                 "times": times}
+
+
+def corrupt_packets(path: str, out: str, indices: list[int], fill: bytes = b"\xff") -> list[int]:
+    """Copy ``path`` to ``out`` with the bytes of some video packets (by decode-order index)
+    overwritten by ``fill``. Sizes stay, so the container is still valid; the codec data is
+    not. Returns the pts of the packets damaged."""
+    with av.open(path) as c:
+        packets = [(p.pos, bytes(p), p.pts) for p in c.demux(video=0) if p.size]
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    damaged = []
+    for i in indices:
+        pos, payload, pts = packets[i]
+        assert pos is not None and data[pos:pos + len(payload)] == payload, (
+            f"packet {i}: its bytes are not stored as one run at offset {pos}")
+        data[pos:pos + len(payload)] = (fill * len(payload))[: len(payload)]
+        damaged.append(pts)
+    with open(out, "wb") as f:
+        f.write(data)
+    return damaged

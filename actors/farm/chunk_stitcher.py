@@ -32,6 +32,7 @@ class ChunkStitcher(Transform):
         self.next_start: int | None = None
         self.last_dts: int | None = None
         self.frames = 0
+        self.decoded = 0
         self.lost: list[dict[str, Any]] = []
         self.corrupt_packets = 0
         self.seams_fixed = 0
@@ -48,6 +49,7 @@ class ChunkStitcher(Transform):
         self.next_index += 1
         self.next_start = chunk.end
         self.frames += len(packets)
+        self.decoded += chunk.frames_decoded
         self.corrupt_packets += chunk.corrupt_packets
         if chunk.lost:
             self.lost.append({"chunk": chunk.label, "frames": chunk.lost})
@@ -106,7 +108,7 @@ class ChunkStitcher(Transform):
         return []
 
     def results(self) -> dict[str, Any]:
-        return {"chunks": self.next_index, "frames": self.frames,
+        return {"chunks": self.next_index, "frames": self.frames, "decoded": self.decoded,
                 "lost": sum(x["frames"] for x in self.lost), "lost_in": self.lost,
                 "corrupt_packets": self.corrupt_packets, "seams_fixed": self.seams_fixed,
                 "workers": dict(self.workers)}

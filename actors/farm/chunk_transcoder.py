@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 import av
+from av.video.frame import PictureType
 
 from actors.element import Transform
 from actors.errors import ConfigError, MediaError
@@ -75,6 +76,7 @@ class ChunkTranscoder(Transform):
         self._streams: dict[tuple, tuple[VideoEncoderConfig, Caps]] = {}
         self._decode_s = 0.0
         self._corrupt = 0
+        self._decoded = 0
 
     def configure(self, caps_in: Caps | None) -> Caps:
         self._close_spare()
@@ -145,21 +147,24 @@ class ChunkTranscoder(Transform):
             self._spare = None
         self._decode_s = 0.0
         self._corrupt = 0
+        self._decoded = 0
         try:
             frames = self._decode(chunk, stream)
             if self.settings.fps:
                 start, end, todo = self._ticks(chunk, frames)
             else:
                 start, end, todo = self._same_rate(chunk, frames, stream)
-            packets, fed, decoded = [], 0, 0
-            for pts, vf, duration, new in todo:
+            packets, fed = [], 0
+            for pts, vf, duration in todo:
                 out = vf.reformat(width=config.width, height=config.height,
                                   format=OUTPUT_FORMAT,
                                   interpolation=self.settings.algorithm.swscale)
                 out.pts = pts
+                # The input's picture types must not reach the encoder: libx264 makes a
+                # keyframe of every frame that was one (an all-intra input stays all-intra).
+                out.pict_type = PictureType.NONE
                 packets += encoder.encode_av(out, duration)
                 fed += 1
-                decoded += new
             packets += encoder.flush()
         finally:
             encoder.close()
@@ -171,11 +176,10 @@ class ChunkTranscoder(Transform):
         total = time.perf_counter() - t0
         worker = {"node": socket.gethostname(), "pid": os.getpid(),
                   "decode_s": self._decode_s, "encode_s": total - self._decode_s}
-        expected = chunk.frames if not self.settings.fps else fed
-        return EncodedChunk(chunk.index, chunk.label, packets, start, end, expected,
-                            decoded if not self.settings.fps else fed, encoder.extradata,
-                            worker, self._corrupt, caps=caps, source=chunk.source,
-                            last=chunk.last)
+        # Input frames, whatever the output rate: lost frames are lost from the input.
+        return EncodedChunk(chunk.index, chunk.label, packets, start, end, chunk.frames,
+                            self._decoded, encoder.extradata, worker, self._corrupt,
+                            caps=caps, source=chunk.source, last=chunk.last)
 
     def _decode(self, chunk: Chunk, caps: Caps) -> Iterator[av.VideoFrame]:
         """The chunk's own frames, in presentation order, as the decoder returns them.
@@ -198,6 +202,8 @@ class ChunkTranscoder(Transform):
                 else:
                     pkt = av.Packet(p.data)
                     pkt.pts, pkt.dts, pkt.time_base = p.pts, p.dts, p.time_base
+                    # The last frame of a VFR stream lasts its own packet's duration.
+                    pkt.duration = p.duration or 0
                     out = dec.decode(pkt)
             except av.FFmpegError:
                 self._corrupt += 1
@@ -208,33 +214,38 @@ class ChunkTranscoder(Transform):
                 if not chunk.owns(pts):
                     continue  # the previous chunk's leading pictures, or the next keyframe
                 if last is not None and pts <= last:
-                    raise MediaError(f"{chunk.label}: the decoder returned pts {pts} after "
-                                     f"{last}; the input's timestamps are not increasing")
+                    # A damaged reference frame makes H.264 decoders return frames out of
+                    # order; such a frame is lost (reported), not a reason to fail.
+                    self._corrupt += not self._corrupt
+                    log.warning("%s: the decoder returned pts %d after %d; dropped",
+                                chunk.label, pts, last)
+                    continue
                 last = pts
+                self._decoded += 1
                 yield vf
 
     def _same_rate(self, chunk: Chunk, frames: Iterator[av.VideoFrame], stream: Caps
-                   ) -> tuple[int, int | None, Iterator[tuple[int, av.VideoFrame, int, int]]]:
+                   ) -> tuple[int, int | None, Iterator[tuple[int, av.VideoFrame, int]]]:
         """Frame for frame, timestamps shifted to start at 0. A frame lasts until the next
         one (exact for VFR); the last one until the chunk's end."""
         origin = chunk.origin
         start = 0 if chunk.start is None else chunk.start - origin
         end = None if chunk.end is None else chunk.end - origin
 
-        def todo() -> Iterator[tuple[int, av.VideoFrame, int, int]]:
+        def todo() -> Iterator[tuple[int, av.VideoFrame, int]]:
             held = None
             for vf in frames:
                 if held is not None:
-                    yield held.pts - origin, held, vf.pts - held.pts, 1
+                    yield held.pts - origin, held, vf.pts - held.pts
                 held = vf
             if held is not None:
                 last = (chunk.end - held.pts) if chunk.end is not None else None
-                yield held.pts - origin, held, last or held.duration or _ticks(stream), 1
+                yield held.pts - origin, held, last or held.duration or _ticks(stream)
 
         return start, end, todo()
 
     def _ticks(self, chunk: Chunk, frames: Iterator[av.VideoFrame]
-               ) -> tuple[int, int | None, Iterator[tuple[int, av.VideoFrame, int, int]]]:
+               ) -> tuple[int, int | None, Iterator[tuple[int, av.VideoFrame, int]]]:
         """With a rate change: tick k is due at k / fps and shows the latest frame then.
 
         A chunk owns the ticks due inside its range, so every tick is emitted once; the
@@ -249,14 +260,14 @@ class ChunkTranscoder(Transform):
         first = 0 if chunk.start is None else tick_at(chunk.start)
         last = None if chunk.end is None else tick_at(chunk.end)
 
-        def todo() -> Iterator[tuple[int, av.VideoFrame, int, int]]:
+        def todo() -> Iterator[tuple[int, av.VideoFrame, int]]:
             k = first
             held = None
             for vf in frames:
                 # every tick before this frame shows the frame held so far
                 while held is not None and (last is None or k < last) and \
                         origin + k / fps / tb < vf.pts:
-                    yield k, held, 1, 0
+                    yield k, held, 1
                     k += 1
                 held = vf
             if held is None:
@@ -264,7 +275,7 @@ class ChunkTranscoder(Transform):
             stop = last if last is not None else tick_at(
                 held.pts + (held.duration or _ticks(chunk.stream or self.caps_in)))
             while k < stop:
-                yield k, held, 1, 0
+                yield k, held, 1
                 k += 1
 
         return first, last, todo()
