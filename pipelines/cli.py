@@ -242,9 +242,7 @@ def cmd_transcode(args: argparse.Namespace) -> int:
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
         args.fuse, output_options(args), farm)
     pipeline = build_transcode(opts, local=not os.environ.get("RAY_ADDRESS"))
-    if not args.quiet:  # after the options were checked: a usage error stays one line
-        print(transcode_path(opts)[1], file=sys.stderr)
-    return run_pipeline(pipeline, args, "transcode")
+    return run_pipeline(pipeline, args, "transcode", note=transcode_path(opts)[1])
 
 
 def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
@@ -320,7 +318,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
                  duration: float | None = None, live_stats: bool = False,
-                 extra: Any = None) -> int:
+                 extra: Any = None, note: str | None = None) -> int:
     """Run with a display; Ctrl-C or ``duration`` ends the stream so outputs finalize.
 
     Live jobs (record) show the per-element stats table by default, file jobs a progress
@@ -330,6 +328,10 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
     from pipelines.runtime.connection import ensure_ray
 
     ensure_ray(quiet=True)
+    if note:
+        pipeline.prepare()  # placed and negotiated: an error here stays the only line
+        if not args.quiet:
+            print(note, file=sys.stderr)
     display: Any = None
     if args.stats_json:
         display = LiveStatsDisplay(sys.stdout, title, json_lines=True)
