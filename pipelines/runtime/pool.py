@@ -194,7 +194,11 @@ class PoolDispatcher:
         self._check_starting()
         refs = [ref for r in self.replicas if r.state == "live" for ref in r.inflight]
         if refs:
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout, fetch_local=False)
+            # Wake at the first completion (a replica idles until it gets its next item),
+            # then take every other one that is ready too.
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout, fetch_local=False)
+            if ready and len(refs) > 1:
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
             for ref in ready:
                 self._complete(ref)
         elif timeout:
