@@ -10,8 +10,10 @@ which looks like any other output edge to the host (offer, finish, snapshots):
   of the call. Ray makes the caller the owner of a result, so the outputs of a replica
   that dies a moment later still exist, and the dispatcher's own ``ray.put`` of the
   input keeps every unfinished item alive too.
-- **Ordered merge.** Results are handed to the downstream edges in dispatch order
-  (a reorder buffer bounded by the pool's window), as a Batch per input item. The
+- **Ordered merge.** Results are handed to the downstream edges in dispatch order, as
+  a Batch per input item. Items in flight and results waiting for an earlier one count
+  together against the pool's window (replicas x window), so memory stays bounded even
+  when one replica is slow. The
   payload is the result's object reference: the consumer reads it from the replica's
   node, never through the dispatcher.
 - **Losing a replica** (its process killed, its node lost) is not a failure: its
@@ -113,8 +115,12 @@ class PoolDispatcher:
         self.policy.offer(out, self, self.flow)
 
     def has_credit(self) -> bool:
+        """A new item may go out: a replica has room, and the items in the pool (in flight
+        or finished but waiting for an earlier one, to keep the order) stay within the
+        pool's window, so a slow replica holds the others back instead of growing memory."""
         self._reap(timeout=0)
-        return not self._retry and self._free_replica() is not None
+        return (not self._retry and len(self._items) < self.window * self._live_count()
+                and self._free_replica() is not None)
 
     def wait_for_credit(self) -> None:
         if self.has_credit():
