@@ -60,9 +60,10 @@ def quality(out: str, src: str) -> dict:
         ["ffmpeg", "-v", "info", "-i", out, "-i", src, "-lavfi",
          "[1:v]scale=1280:720:flags=bilinear[ref];[0:v][ref]psnr", "-f", "null", "-"],
         capture_output=True, text=True)
-    psnr = next((float(w.split(":")[1]) for line in run.stderr.splitlines()
-                 if "PSNR" in line for w in line.split() if w.startswith("average:")), 0.0)
-    return {"bytes": os.path.getsize(out), "psnr": psnr}
+    line = next((ln for ln in run.stderr.splitlines() if "PSNR" in ln), "")
+    fields = dict(w.split(":", 1) for w in line.split() if ":" in w)
+    return {"bytes": os.path.getsize(out), "psnr": float(fields.get("average", 0)),
+            "psnr_y": float(fields.get("y", 0))}
 
 
 def per_chunk_costs(src: str, chunk_s: float) -> dict:
@@ -154,13 +155,14 @@ def main() -> None:
     for name in ("ffmpeg", "parallax --workers auto", "parallax --no-chunks"):
         q = quality(outputs[name], src)
         print(f"  {name:<26}{q['bytes'] / 1e6:>8.2f} MB ({q['bytes'] / ref['bytes']:.3f}x)"
-              f"  PSNR {q['psnr']:.2f} dB")
+              f"  PSNR {q['psnr']:.2f} dB (Y {q['psnr_y']:.2f})")
     for seconds in args.sweep:
         dst = os.path.join(OUT, f"farm_sweep_{seconds:g}.mp4")
         m = run_parallax(src, dst, ["--chunk-duration", str(seconds)])
         q = quality(dst, src)
         print(f"  --chunk-duration {seconds:<9g}{q['bytes'] / 1e6:>8.2f} MB "
-              f"({q['bytes'] / ref['bytes']:.3f}x)  PSNR {q['psnr']:.2f} dB  "
+              f"({q['bytes'] / ref['bytes']:.3f}x)  PSNR {q['psnr']:.2f} dB "
+              f"(Y {q['psnr_y']:.2f})  "
               f"steady {frames / m['playing']:.1f} fps")
     costs = per_chunk_costs(src, args.chunk_duration or 4.0)
     print("\nper-chunk costs, in one process:")

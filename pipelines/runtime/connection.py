@@ -3,9 +3,9 @@
 The embedded instance is private to this process and starts lean. ``ray.init()`` on a
 fresh machine starts, besides the GCS, the raylet and its two agents, an autoscaler
 monitor, a dashboard (API server) process even with ``include_dashboard=False``, and a
-log monitor: three more Python processes, each about 0.6-1.2 CPU-seconds of imports,
-on the critical path of a start-up that is CPU-bound on small machines, and ray.init()
-waits for the dashboard to come up before it even starts the raylet. A one-node
+log monitor: three more Python processes, each 0.4-1.1 CPU-seconds of imports (measured
+on 2 cores), competing with the critical path of a start-up that is CPU-bound on small
+machines; and ray.init() waits for the dashboard to come up before it starts the raylet. A one-node
 instance that only this process uses needs none of them at start-up; see
 ``LocalRayOptions`` and bench/startup.py for what each costs.
 """

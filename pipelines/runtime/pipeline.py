@@ -28,7 +28,7 @@ from pipelines.runtime.arena import (
     check_budget,
     object_store_stats,
 )
-from pipelines.runtime.connection import ensure_ray
+from pipelines.runtime.connection import ensure_ray, start_log_forwarding
 from pipelines.runtime.graph import AUTO, Graph, Link
 from pipelines.runtime.monitor import Monitor, Topology
 from pipelines.runtime.placement import auto_replicas, start_host, wait_placed
@@ -146,6 +146,7 @@ class Pipeline:
                     ray.get(self._hosts[host].play.remote(), timeout=defaults.CONTROL_TIMEOUT_S)
             self._monitor.start()
             self.state = State.PLAYING
+            start_log_forwarding()  # the embedded Ray defers it off the start-up path
         elif self.state is State.PAUSED:
             self.resume()
         return self
