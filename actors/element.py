@@ -64,6 +64,9 @@ class Placement:
     num_cpus: float = 0
     """CPUs to reserve; 0 so that a small node can still host a whole pipeline."""
     num_gpus: float = 0
+    node: str | None = None
+    """Pin to one node: a Ray node id, or "driver" for the node of the process that runs
+    the pipeline (where its input files are, and where outputs should land)."""
 
     def key(self) -> tuple:
         """Hashable identity: elements with equal keys may share (fuse into) one host."""
@@ -72,6 +75,7 @@ class Placement:
             tuple(sorted(self.label_selector.items())),
             self.num_cpus,
             self.num_gpus,
+            self.node,
         )
 
 

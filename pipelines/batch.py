@@ -23,7 +23,7 @@ from actors.farm.batch_writer import BatchWriter
 from actors.farm.chunk_store import ChunkStore, lock_dir
 from actors.media.encoders import VideoEncoderConfig
 from actors.media.file_source import open_video
-from pipelines.farm import FarmOptions, worker_placement, worker_threads
+from pipelines.farm import AT_DRIVER, FarmOptions, worker_placement, worker_threads
 from pipelines.runtime.pipeline import Pipeline
 
 BATCH_SUFFIX = ".mp4"
@@ -129,14 +129,15 @@ def build_batch(paths: list[str], batch: BatchOptions, encoder: VideoEncoderConf
         return BatchRun(None, outputs, failed, skipped)
     pipeline = Pipeline("batch", fusion=True)
     pipeline.add(BatchPacketSource(paths=tuple(todo), chunk_duration=farm.chunk_duration,
-                                   done=done), name="src")
+                                   done=done), name="src", placement=AT_DRIVER)
     pipeline.add(ChunkTranscoder(width=width, height=height, algorithm=algorithm, fps=fps,
                                  encoder=encoder, threads=worker_threads(farm.workers, local),
                                  tolerate_errors=True),
                  name="xcode", replicas=farm.workers,
                  placement=worker_placement(encoder.backend, farm.worker_labels))
     pipeline.add(BatchWriter(output_dir=out_dir, outputs={p: outputs[p] for p in todo},
-                             settings_id=sid, resume=batch.resume), name="writer")
+                             settings_id=sid, resume=batch.resume), name="writer",
+                 placement=AT_DRIVER)
     pipeline.link("src", "xcode")
     pipeline.link("xcode", "writer")
     return BatchRun(pipeline, outputs, failed, skipped)

@@ -197,6 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"probe": cmd_probe, "transcode": cmd_transcode, "receive": cmd_receive,
                 "serve": cmd_serve, "record": cmd_record}
+    # With --json or --stats-json, stdout carries JSON only: whatever else would print
+    # there (Ray forwards worker and raylet notices to the driver's stdout, even at
+    # exit) goes to stderr. A real command keeps that until the process ends; a call
+    # from Python (argv given) gets its stdout back.
+    args.json_out = sys.stdout
+    redirect = getattr(args, "json", False) or getattr(args, "stats_json", False)
+    if redirect:
+        sys.stdout = sys.stderr
     try:
         return commands[args.command](args)
     except (ConfigError, MediaError) as exc:
@@ -208,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if redirect and argv is not None:
+            sys.stdout = args.json_out
 
 
 def output_options(args: argparse.Namespace) -> Any:
@@ -273,7 +284,7 @@ def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
     else:
         summary()
         if args.json:
-            print(json.dumps({"batch": report}))
+            print(json.dumps({"batch": report}), file=args.json_out, flush=True)
     if not args.quiet:
         print_batch(report, sys.stderr)
     return EXIT_FAILED if report["failed"] else EXIT_OK
@@ -334,7 +345,7 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
             print(note, file=sys.stderr)
     display: Any = None
     if args.stats_json:
-        display = LiveStatsDisplay(sys.stdout, title, json_lines=True)
+        display = LiveStatsDisplay(args.json_out, title, json_lines=True)
     elif args.quiet:
         display = None
     elif args.stats or live_stats:
@@ -373,7 +384,8 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
     if not args.quiet and not args.stats_json:
         print_summary(stats, pipeline.results(last), sys.stderr)
     if args.json:
-        print(json.dumps({**stats.to_dict(), **(extra() if extra else {})}, default=str))
+        print(json.dumps({**stats.to_dict(), **(extra() if extra else {})}, default=str),
+              file=args.json_out, flush=True)
     elif extra:
         extra()
     return EXIT_OK
@@ -396,7 +408,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             "hardware": hardware,
             "encoders": [{"backend": r.backend.value, "codec": r.codec.value,
                           "encoder": r.encoder, "available": r.available, "reason": r.reason}
-                         for r in results]}, indent=2))
+                         for r in results]}, indent=2), file=args.json_out)
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table

@@ -27,6 +27,11 @@ from pipelines.runtime.pipeline import Pipeline
 
 log = logging.getLogger("parallax.farm")
 
+# The source reads the input and the muxer writes the output where the command runs
+# (the driver's node: the job's entrypoint node with `ray job submit`); only the
+# workers spread over the cluster, and only compressed data crosses the network.
+AT_DRIVER = Placement(node="driver")
+
 # Outputs a farm can write: whole files (a live output wants frames as they come).
 FARM_OUTPUTS = ("mp4", "hls", "null")
 
@@ -101,7 +106,9 @@ def build_farm(input_path: str, output: str, encoder: VideoEncoderConfig,
     ]
     log.info("farm: %s worker(s) x %d thread(s), chunks of about %g s", farm.workers, threads,
              farm.chunk_duration)
+    placements = {name: AT_DRIVER for name in ("src", "stitch", "mux", "sink")}
     placement = worker_placement(encoder.backend, farm.worker_labels)
+    if placement:
+        placements["xcode"] = placement
     return add_job(Pipeline("transcode", fusion=True), stages, output, out,
-                   pools={"xcode": farm.workers},
-                   placements={"xcode": placement} if placement else None)
+                   pools={"xcode": farm.workers}, placements=placements)

@@ -27,6 +27,7 @@ def transcode(src: str, out: str, farm: FarmOptions) -> dict:
     stats = p.run(timeout=240)
     pool = stats.pools["xcode"]
     return {"frames": probe_video(out)["frames"], "per_node": pool.per_node(),
+            "src_node": stats.elements["src"].node_id, "mux_node": stats.elements["mux"].node_id,
             "chunks": p.results("stitch")["chunks"], "lost": pool.lost}
 
 
@@ -39,7 +40,8 @@ def main() -> None:
     b = cluster.add_node(num_cpus=1, object_store_memory=100 * MB, labels={"site": "b"})
     ray.init(address=cluster.address, runtime_env={"env_vars": {
         "PYTHONPATH": str(Path(__file__).parent)}})
-    out: dict = {"nodes": {"head": cluster.head_node.node_id, "a": a.node_id, "b": b.node_id}}
+    out: dict = {"nodes": {"head": cluster.head_node.node_id, "a": a.node_id, "b": b.node_id},
+                 "driver": ray.get_runtime_context().get_node_id()}
     try:
         cluster.wait_for_nodes()
         src = make_video(str(tmp / "in.mp4"), "libx264", frames=120, bframes=2, gop=15)

@@ -28,6 +28,13 @@ def test_auto_workers_spread_chunks_over_the_nodes(observed):
     assert sum(v["replicas"] for v in spread["per_node"].values()) == 3  # one per CPU
 
 
+def test_the_source_and_the_muxer_stay_on_the_drivers_node(observed):
+    # The file is read and written where the command runs; only workers spread out.
+    assert observed["driver"] == observed["nodes"]["head"]
+    for run in ("spread", "pinned"):
+        assert observed[run]["src_node"] == observed[run]["mux_node"] == observed["driver"]
+
+
 def test_a_worker_label_puts_every_chunk_on_the_matching_node(observed):
     pinned = observed["pinned"]
     assert pinned["frames"] == 120

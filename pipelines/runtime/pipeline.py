@@ -31,7 +31,7 @@ from pipelines.runtime.arena import (
 from pipelines.runtime.connection import ensure_ray, start_log_forwarding
 from pipelines.runtime.graph import AUTO, Graph, Link
 from pipelines.runtime.monitor import Monitor, Topology
-from pipelines.runtime.placement import auto_replicas, start_host, wait_placed
+from pipelines.runtime.placement import auto_replicas, spread_nodes, start_host, wait_placed
 from pipelines.runtime.stats import EdgeStats, ElementStats, PipelineStats, Progress
 
 log = logging.getLogger("parallax.pipeline")
@@ -317,9 +317,11 @@ class Pipeline:
                 log.info("pool %s: %d replica(s)", node.name, count)
             else:
                 hosts = ["+".join(group)]
-            for host in hosts:
+            shares = spread_nodes(node.placement, len(hosts)) if node.is_pool else []
+            for i, host in enumerate(hosts):
                 self._hosts[host] = start_host(self._id, host, elements, node.placement,
-                                               spread=node.is_pool)
+                                               spread=node.is_pool,
+                                               node=shares[i] if shares else None)
                 placements[host] = node.placement
             for n in group:
                 self._host_of[n] = hosts[0]

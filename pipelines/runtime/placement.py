@@ -8,11 +8,13 @@ cannot see (resources all taken, nodes still joining).
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.element import Element, Placement
 from actors.errors import ConfigError, PipelineError, PlacementError
@@ -48,8 +50,24 @@ def node_fits(node: dict[str, Any], placement: Placement) -> bool:
     return all(res.get(k, 0) >= v for k, v in asks.items())
 
 
+DRIVER_NODE = "driver"
+
+
+def pinned_node(placement: Placement) -> str | None:
+    """The node id a placement pins to ("driver": this process's node), or None."""
+    if placement.node == DRIVER_NODE:
+        return ray.get_runtime_context().get_node_id()
+    return placement.node
+
+
 def check_feasible(host: str, placement: Placement) -> None:
     nodes = [n for n in ray.nodes() if n["Alive"]]
+    pinned = pinned_node(placement)
+    if pinned is not None:
+        nodes = [n for n in nodes if n["NodeID"] == pinned]
+        if not nodes:
+            raise PlacementError(f"'{host}' is pinned to node {pinned}, which is not a live "
+                                 "node of this cluster")
     if any(node_fits(n, placement) for n in nodes):
         return
     seen = "; ".join(
@@ -64,6 +82,20 @@ def check_feasible(host: str, placement: Placement) -> None:
         f"num_gpus={placement.num_gpus}, and the {len(nodes)} live node(s) offer: {seen}. "
         "Start a node with matching labels/resources (see cluster/), or change the placement"
     )
+
+
+def spread_nodes(placement: Placement, count: int) -> list[str]:
+    """A node for each of ``count`` replicas: one per node in turn, each node taking as many
+    as it has CPUs before any takes more. Ray's SPREAD strategy, and a soft node affinity,
+    both put all three replicas of a 0-CPU pool on one node of three at times (measured);
+    a hard affinity to a node that was alive a moment ago does not."""
+    slots: list[list[str]] = []
+    for node in sorted(ray.nodes(), key=lambda n: n["NodeID"]):
+        if node["Alive"] and node_fits(node, placement):
+            cpus = int((node.get("Resources") or {}).get("CPU", 0))
+            slots.append([node["NodeID"]] * max(1, cpus))
+    order = [n for round_ in itertools.zip_longest(*slots) for n in round_ if n is not None]
+    return [order[i % len(order)] for i in range(count)] if order else []
 
 
 def auto_replicas(placement: Placement) -> int:
@@ -83,8 +115,9 @@ def auto_replicas(placement: Placement) -> int:
 
 
 def start_host(pipeline: str, name: str, elements: list[Element], placement: Placement,
-               spread: bool = False) -> Any:
-    """Start a host actor; ``spread``: prefer nodes that have fewer of them (pools)."""
+               spread: bool = False, node: str | None = None) -> Any:
+    """Start a host actor; ``spread``: prefer nodes that have fewer of them (pools);
+    ``node``: run on this node (a pool's share, see spread_nodes)."""
     check_feasible(name, placement)
     options: dict[str, Any] = {
         "num_cpus": placement.num_cpus,
@@ -98,7 +131,12 @@ def start_host(pipeline: str, name: str, elements: list[Element], placement: Pla
     }
     if placement.label_selector:
         options["label_selector"] = dict(placement.label_selector)
-    if spread:
+    pinned = pinned_node(placement)
+    if pinned is not None:
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(pinned, soft=False)
+    elif node is not None:  # hard: a soft affinity fell back to one node (measured)
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+    elif spread:
         options["scheduling_strategy"] = "SPREAD"
     return _HostActor.options(**options).remote(pipeline, elements)
 
