@@ -146,8 +146,11 @@ def build_batch(paths: list[str], batch: BatchOptions, encoder: VideoEncoderConf
 def batch_report(run: BatchRun) -> dict[str, Any]:
     """Per file: state (done, failed), output, reason; and how many chunks were encoded
     by this run or taken from disk."""
-    writer = run.pipeline.results("writer") or {} if run.pipeline else {}
-    src = run.pipeline.results("src") or {} if run.pipeline else {}
+    writer: dict[str, Any] = {}
+    src: dict[str, Any] = {}
+    if run.pipeline is not None:
+        writer = run.pipeline.results("writer") or {}
+        src = run.pipeline.results("src") or {}
     files: dict[str, dict[str, Any]] = {}
     for p in run.skipped:
         files[p] = {"state": "done", "output": run.outputs[p],

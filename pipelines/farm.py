@@ -56,7 +56,7 @@ class FarmOptions:
                               f"{MAX_CHUNK_DURATION:g} seconds")
 
 
-def farm_refusal(input_spec: str, output: str, out: OutputOptions, is_file: bool) -> str | None:
+def farm_refusal(output: str, out: OutputOptions, is_file: bool) -> str | None:
     """Why this job runs on the linear pipeline instead of the farm; None if it can farm."""
     if not is_file:
         return "the input is generated, not a file"

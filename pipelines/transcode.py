@@ -148,7 +148,7 @@ def transcode_path(opts: TranscodeOptions) -> tuple[bool, str]:
     """(farm?, why): the farm for files to whole-file outputs, else the linear pipeline."""
     if opts.farm is None:
         return False, "linear pipeline (--no-chunks)"
-    refusal = farm_refusal(opts.input, opts.output, opts.out, not is_testsrc(opts.input))
+    refusal = farm_refusal(opts.output, opts.out, not is_testsrc(opts.input))
     if refusal:
         return False, f"linear pipeline: {refusal}"
     f = opts.farm

@@ -16,6 +16,7 @@ TEST_OBJECT_STORE_BYTES = 2 * 1024**3  # fixed, so that budget checks are determ
 def ray_session():
     if not ray.is_initialized():
         ray.init(
+            address="local",  # a new instance, never a cluster someone started on this machine
             num_cpus=2,
             include_dashboard=False,
             namespace="parallax-tests",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError
+from ray.exceptions import GetTimeoutError, RayError
 
 from actors.errors import PipelineError
 from actors.flow import Block, FlowState, SignalTracker
@@ -165,7 +165,7 @@ class PoolDispatcher:
 
     def pool_snapshot(self) -> dict[str, Any]:
         return {"pool": self.pool, "replicas": [r.snapshot() for r in self.replicas],
-                "lost": self.lost, "requeued": self.requeued, "started": self._started,
+                "lost": self.lost, "requeued": self.requeued,
                 "counters": self._pool_counters()}
 
     # -- dispatching ----------------------------------------------------------
@@ -221,10 +221,7 @@ class PoolDispatcher:
             status = ray.get(ref, timeout=WAIT_SLICE_S)
         except GetTimeoutError:
             return
-        except RayActorError as exc:
-            self._replica_died(replica, exc)
-            return
-        except RayError as exc:
+        except RayError as exc:  # the actor died, or its node (and the result) was lost
             self._replica_died(replica, exc)
             return
         seq = replica.inflight.pop(ref)
