@@ -376,7 +376,7 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         signal.signal(signal.SIGINT, previous)
     from pipelines.transcode import input_report
 
-    src = input_report(pipeline) if title == "transcode" else pipeline.results("src") or {}
+    src = input_report(pipeline)  # the source's own figures, unless a farm decoded them
     if src.get("lost"):
         print(f"warning: input truncated or damaged: decoded {src['decoded']} of "
               f"{src['expected']} frames ({src['lost']} lost)", file=sys.stderr)
