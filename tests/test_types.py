@@ -33,11 +33,13 @@ def test_every_rate_parser_is_the_same_one():
     assert VideoRate("30000/1001").rate == Caps.raw_video("rgba", 2, 2, "30000/1001").rate
 
 
-def test_init_attachment_gives_its_time_base_or_none():
-    assert decode_init_attachment(encode_attachment(time_base="1/90000")) == Fraction(1, 90000)
-    for raw in (None, b"\xff\xfe", b"[1]", b"{}", b'{"time_base": "0/1"}',
+def test_init_attachment_gives_its_time_base_and_seq_or_none():
+    raw = encode_attachment(time_base="1/90000", seq=12)
+    assert decode_init_attachment(raw) == (Fraction(1, 90000), 12)
+    assert decode_init_attachment(b'{"v": 1, "seq": -1, "time_base": "x"}') == (None, None)
+    for raw in (None, b"\xff\xfe", b"[1]", b"{}", b'{"time_base": "0/1", "seq": true}',
                 b"[" * 3000 + b"]" * 3000, b"x" * 100_000):
-        assert decode_init_attachment(raw) is None
+        assert decode_init_attachment(raw) == (None, None)
 
 
 def test_bare_testsrc_is_a_moving_1080p_pattern_scaled_to_720p(tmp_path):

@@ -220,6 +220,31 @@ def test_block_against_drop_under_a_slow_receiver(ray_session, items, tmp_path, 
         assert rx.stats().elements["src"].drops == src["gaps"]  # ...and they are counted
 
 
+def test_a_receiver_that_never_confirms_eos_delays_the_publisher_only_to_its_bound(
+        ray_session, items, tmp_path):
+    endpoint, gate = free_endpoint(), str(tmp_path / "go")
+    pub = Pipeline("pub")
+    pub.add(GatedSource(items[1:4], gate, caps=segment_caps(items)), name="src")
+    pub.add(ZenohSink("t/stuck", zenoh=ZenohOptions(listen=(endpoint,)), drain_timeout=1.0),
+            name="sink")
+    pub.link("src", "sink")
+    pub.start()
+    # A forged receiver: it holds a token under the receivers key and never lets go.
+    forged = ZenohOptions(connect=(endpoint,)).open("subscriber")
+    token = forged.liveliness().declare_token("t/stuck/receivers/forged")
+    try:
+        time.sleep(0.5)
+        open(gate, "w").close()
+        t0 = time.monotonic()
+        pub.wait(timeout=60)
+        waited = time.monotonic() - t0
+    finally:
+        token.undeclare()
+        forged.close()
+    assert pub.results("sink")["segments"] == 3
+    assert waited >= 1.0  # it did wait for the receiver, then gave up
+
+
 def test_cli_receive_errors(tmp_path):
     assert_usage_error(parallax("receive", "t/x", "out.mp4", cwd=tmp_path), "zenoh:PREFIX")
     assert_usage_error(parallax("receive", "zenoh:t/x", "out.avi", cwd=tmp_path), ".avi")

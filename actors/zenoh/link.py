@@ -2,11 +2,16 @@
 schema. The layout is a public contract (README, "Zenoh streams"):
 
 - ``{prefix}/init``: a queryable answering with the current init segment; also put
-  whenever it changes. Attachment: ``{"v": 1, "init": ID, "codec": STR, "time_base": "N/D"}``.
+  whenever it changes. Attachment: ``{"v": 1, "init": ID, "codec": STR, "time_base": "N/D",
+  "seq": N}``, N being the segments published so far (a receiver that joins before segment
+  N arrives knows that a missing N is a gap, not the start of its stream).
 - ``{prefix}/segment``: one put per media segment. Payload: the moof+mdat bytes.
   Attachment: ``{"v": 1, "seq": INT, "pts": INT, "duration": INT, "time_base": "N/D",
   "keyframe": BOOL, "codec": STR, "init": ID}``. The end of the stream is a put with an
   empty payload and ``{"v": 1, "eos": true, "seq": N}``, N being the segments published.
+- ``{prefix}/receivers/{zid}``: a liveliness token each receiver holds until it has the
+  end of the stream; the publisher waits (bounded) for these to go before it closes, so
+  that a slow receiver still gets the EOS that was queued for it.
 
 Payloads are bytes and attachments JSON; nothing is ever unpickled.
 """
@@ -41,6 +46,11 @@ def init_id(init: bytes) -> str:
 def keys(prefix: str) -> tuple[str, str]:
     """(init key, segment key) for a stream prefix."""
     return f"{prefix}/init", f"{prefix}/segment"
+
+
+def receivers_key(prefix: str) -> str:
+    """Where receivers' liveliness tokens live (``{prefix}/receivers/{zid}``)."""
+    return f"{prefix}/receivers"
 
 
 def check_prefix(prefix: str) -> str:
@@ -160,19 +170,30 @@ def parse_time_base(text: Any) -> Fraction:
     return Fraction(text)
 
 
-def decode_init_attachment(raw: bytes | None) -> Fraction | None:
-    """The time base an init reply's attachment announces, or None when it has none usable.
+def decode_init_attachment(raw: bytes | None) -> tuple[Fraction | None, int | None]:
+    """(time base, segments published so far) from an init reply's attachment; either is
+    None when missing or malformed.
 
     The init segment itself is authoritative (its mdhd timescale); the attachment only
     refines it, so a missing or malformed one is not an error.
     """
     if raw is None or len(raw) > MAX_ATTACHMENT_BYTES:
-        return None
+        return None, None
     try:
         doc = json.loads(raw)
-        return parse_time_base(doc.get("time_base")) if isinstance(doc, dict) else None
-    except (ValueError, RecursionError, BadPayload):  # UnicodeDecodeError is a ValueError
-        return None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    try:
+        time_base = parse_time_base(doc.get("time_base"))
+    except BadPayload:
+        time_base = None
+    try:
+        seq = _int(doc, "seq", 0, MAX_SEQ, optional=True)
+    except BadPayload:
+        seq = None
+    return time_base, seq
 
 
 def decode_attachment(raw: bytes | None) -> dict[str, Any]:

@@ -18,11 +18,12 @@ from actors.zenoh.link import (
     encode_attachment,
     init_id,
     keys,
+    receivers_key,
 )
 
 log = logging.getLogger("parallax.zenoh_sink")
 
-LINGER_S = 0.3  # after EOS, time for queued samples to leave before the session closes
+POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class ZenohSinkSettings:
     streams; zenoh drops what a slow link cannot take, and receivers count the gaps."""
     cache: int = 8
     """Recent segments kept for late joiners (zenoh.ext AdvancedPublisher cache)."""
+    drain_timeout: float = 10.0
+    """After EOS, seconds to wait for every receiver to confirm it (a slow receiver may
+    still be reading queued segments); closing sooner would discard what is queued."""
 
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
@@ -42,6 +46,8 @@ class ZenohSinkSettings:
                               f"{', '.join(CONGESTION)}")
         if not 0 <= self.cache <= 1000:
             raise ConfigError(f"zenoh cache {self.cache}: must be 0-1000 segments")
+        if not 0 <= self.drain_timeout <= 3600:
+            raise ConfigError(f"drain_timeout={self.drain_timeout}: must be 0-3600 seconds")
 
 
 class ZenohSink(Sink):
@@ -84,7 +90,7 @@ class ZenohSink(Sink):
     def _init_attachment(self) -> bytes:
         caps = self.caps_in
         return encode_attachment(init=self.init_id, codec=caps.codec_string or "",
-                                 time_base=caps.time_base)
+                                 time_base=caps.time_base, seq=self.published)
 
     def _answer(self, query: Any) -> None:
         # Runs on a zenoh thread: answer from what is published now, never block.
@@ -122,8 +128,26 @@ class ZenohSink(Sink):
         self.session.put(keys(self.settings.prefix)[1], b"",
                          attachment=encode_attachment(eos=True, seq=self.published),
                          congestion_control=zenoh.CongestionControl.BLOCK)
-        time.sleep(LINGER_S)
+        self._await_receivers()
         return ()
+
+    def _await_receivers(self) -> None:
+        """Wait until every receiver dropped its liveliness token, i.e. got the EOS: a put
+        only queues, and closing the session discards what a slow link has not taken."""
+        s = self.settings
+        key = f"{receivers_key(s.prefix)}/**"
+        deadline = time.monotonic() + s.drain_timeout
+        while True:
+            waiting = [r for r in self.session.liveliness().get(key, timeout=1.0)
+                       if r.ok is not None]
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                log.warning("zenoh:%s: %d receiver(s) had not got the end of the stream "
+                            "%g s after it was sent; closing anyway", s.prefix,
+                            len(waiting), s.drain_timeout)
+                return
+            time.sleep(POLL_S)
 
     def close(self, ok: bool) -> None:
         if self.session is None:

@@ -24,6 +24,7 @@ from actors.zenoh.link import (
     decode_init_attachment,
     init_id,
     keys,
+    receivers_key,
 )
 
 log = logging.getLogger("parallax.zenoh_source")
@@ -87,6 +88,8 @@ class ZenohSource(Source):
         self.buffer: dict[int, tuple[Packet, float]] = {}
         self.ready: list[Any] = []
         self.next_seq: int | None = None
+        self.joined_at: int | None = None
+        self.token: Any = None
         self.eos_seq: int | None = None
         self.init: bytes | None = None
         self.init_key = ""
@@ -132,7 +135,8 @@ class ZenohSource(Source):
     def _accept_init(self, init: bytes, attachment: Any) -> None:
         self.info = read_init(init)
         raw = None if attachment is None else attachment.to_bytes()
-        self.time_base = decode_init_attachment(raw) or self.info.time_base
+        time_base, self.joined_at = decode_init_attachment(raw)
+        self.time_base = time_base or self.info.time_base
         self.init, self.init_ids = init, {init_id(init)}
 
     # -- PLAYING ---------------------------------------------------------------
@@ -146,6 +150,9 @@ class ZenohSource(Source):
         init_key, segment_key = keys(s.prefix)
         self.last_arrival = time.monotonic()
         self.init_sub = self.session.declare_subscriber(init_key, self._on_init)
+        self.token = self.session.liveliness().declare_token(
+            f"{receivers_key(s.prefix)}/{self.session.zid()}")
+        self.joined_at = self._published_now(init_key)
         # A direct callback runs on zenoh's receive thread, so when the pipeline lags and
         # the buffer is full, waiting in it stops reading the socket: a BLOCK publisher
         # slows down and a DROP one drops. zenoh-python's default (indirect) callback
@@ -158,6 +165,14 @@ class ZenohSource(Source):
                                  meta={"init": True, "codec": self.info.codec_string}))
         if self.decoder is not None:
             self.decoder.start()
+
+    def _published_now(self, init_key: str) -> int | None:
+        """The publisher's segment count now that we subscribe: segments from there on
+        reach us, so a missing one is a gap (None if it does not say)."""
+        for reply in self.session.get(init_key, timeout=2.0):
+            if reply.ok is not None and reply.ok.attachment is not None:
+                return decode_init_attachment(reply.ok.attachment.to_bytes())[1]
+        return None
 
     def _count_bad(self, kind: str, why: str) -> None:
         self.stats[kind] += 1
@@ -194,6 +209,7 @@ class ZenohSource(Source):
             self.last_arrival = time.monotonic()
             if meta["eos"]:
                 self.eos_seq = meta["seq"]
+                self._drop_token()  # tells the publisher it may close
                 self.cond.notify_all()
                 return
             if meta["init"] not in self.init_ids:
@@ -229,7 +245,10 @@ class ZenohSource(Source):
                 # start from the oldest one rather than the first to arrive.
                 if waited < s.reorder_timeout and len(self.buffer) < s.reorder_window:
                     return
-                self.next_seq = oldest_seq
+                # Segments from the one published when we joined are ours: a missing
+                # first one is a gap, not a later start.
+                self.next_seq = oldest_seq if self.joined_at is None \
+                    else max(0, min(oldest_seq, self.joined_at))
             if self.next_seq in self.buffer:
                 self.ready.append(self.buffer.pop(self.next_seq)[0])
                 self.next_seq += 1
@@ -285,10 +304,19 @@ class ZenohSource(Source):
                 return self.decoded.pop(0)
         return EOS
 
+    def _drop_token(self) -> None:
+        token, self.token = self.token, None
+        if token is not None:
+            try:
+                token.undeclare()
+            except Exception:  # the session is already closing
+                log.debug("undeclaring the receiver token", exc_info=True)
+
     def close(self, ok: bool) -> None:
         with self.cond:
             self.closing = True
             self.cond.notify_all()
+        self._drop_token()
         for entity in ("subscriber", "init_sub"):
             obj = getattr(self, entity, None)
             if obj is not None:
@@ -308,7 +336,7 @@ class ZenohSource(Source):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(session=None, cond=None, subscriber=None, init_sub=None)
+        state.update(session=None, cond=None, subscriber=None, init_sub=None, token=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
