@@ -18,7 +18,17 @@ from typing import Any, ClassVar
 
 from actors.errors import CapsError, ParallaxError
 from actors.flow import Block, FlowPolicy, FlowSignal
-from actors.types import ANY, ENCODED_VIDEO, EOS, RAW_VIDEO, Caps, item_frames, item_nbytes
+from actors.types import (
+    ANY,
+    ENCODED_VIDEO,
+    EOS,
+    MAIN_PAD,
+    RAW_VIDEO,
+    Caps,
+    Pads,
+    item_frames,
+    item_nbytes,
+)
 
 LATENCY_SAMPLES = 512  # recent per-item latencies kept for percentiles
 
@@ -84,6 +94,10 @@ class Element:
 
     accepts: ClassVar[tuple[str, ...]] = (ANY,)
     """Caps kinds this element takes on its input (ANY takes anything)."""
+    input_pads: ClassVar[bool] = False
+    """True for an element that tells its inputs apart (a muxer taking video and audio):
+    the runtime calls ``configure_pads``/``process_pad``/``end_pad`` instead of
+    ``configure``/``process``. Inputs are named by the link (``Pipeline.link(into=)``)."""
 
     def __init__(self) -> None:
         self.name: str = type(self).__name__.lower()
@@ -92,9 +106,22 @@ class Element:
         self.caps_out: Caps | None = None
 
     # -- hooks for subclasses -------------------------------------------------
-    def configure(self, caps_in: Caps | None) -> Caps:
-        """Check the input caps and return the output caps. Called once, at READY."""
+    def configure(self, caps_in: Caps | None) -> Caps | Pads:
+        """Check the input caps and return the output caps (``Pads`` for several outputs).
+        Called once, at READY."""
         return caps_in if caps_in is not None else Caps.any()
+
+    def configure_pads(self, inputs: dict[str, Caps]) -> Caps | Pads:
+        """``configure`` for an element with ``input_pads``: input pad name -> caps."""
+        return self.configure(inputs.get(MAIN_PAD))
+
+    def process_pad(self, pad: str, item: Any) -> Iterable[Any] | None:
+        """``process`` for an element with ``input_pads``: one item from input ``pad``."""
+        return self.process(item)
+
+    def end_pad(self, pad: str) -> Iterable[Any] | None:
+        """One input pad reached its end while others go on (``input_pads`` elements)."""
+        return ()
 
     def start(self) -> None:
         """Acquire resources (files, devices). Called in the host before data flows."""
@@ -119,8 +146,14 @@ class Element:
         return None
 
     # -- bookkeeping, called by the runtime -----------------------------------
-    def negotiate(self, caps_in: list[Caps], upstream: list[str]) -> Caps:
-        """Check every input against ``accepts``, then ``configure``."""
+    def negotiate(self, caps_in: list[Caps], upstream: list[str],
+                  pads: list[str] | None = None) -> Caps | Pads:
+        """Check every input against ``accepts``, then ``configure``.
+
+        ``pads`` names the input pad of each input (``MAIN_PAD`` when not given); inputs
+        on one pad are a fan-in and need identical caps.
+        """
+        pads = pads or [MAIN_PAD] * len(caps_in)
         for caps, peer in zip(caps_in, upstream):
             if ANY not in self.accepts and caps.kind not in self.accepts:
                 raise CapsError(
@@ -128,26 +161,34 @@ class Element:
                     f"{' or '.join(self.accepts)}, but '{peer}' produces {caps.describe()}"
                     f"{_link_hint(caps.kind, self.accepts)}"
                 )
-        if len(caps_in) > 1 and len(set(caps_in)) > 1:
-            listed = "; ".join(f"{p}: {c.describe()}" for c, p in zip(caps_in, upstream))
-            raise CapsError(
-                f"'{self.name}' joins {len(caps_in)} inputs with different caps ({listed}); "
-                "fan-in needs identical caps, so convert the inputs to one format first"
-            )
+        by_pad: dict[str, Caps] = {}
+        for caps, pad in zip(caps_in, pads):
+            if pad in by_pad and by_pad[pad] != caps:
+                same = [(c, p) for c, p, q in zip(caps_in, upstream, pads) if q == pad]
+                listed = "; ".join(f"{p}: {c.describe()}" for c, p in same)
+                raise CapsError(
+                    f"'{self.name}' joins {len(same)} inputs with different caps ({listed}); "
+                    "fan-in needs identical caps, so convert the inputs to one format first"
+                )
+            by_pad.setdefault(pad, caps)
+        if len(by_pad) > 1 and not self.input_pads:
+            raise CapsError(f"'{self.name}' has one input, but is linked into pads "
+                            f"{', '.join(sorted(by_pad))}")
+        first = caps_in[0] if caps_in else None
         try:
-            caps_out = self.configure(caps_in[0] if caps_in else None)
+            caps_out = self.configure_pads(by_pad) if self.input_pads else self.configure(first)
         except ParallaxError:
             raise
         except (ValueError, TypeError) as exc:
             if not caps_in:
                 raise
-            raise CapsError(f"'{self.name}' cannot take {caps_in[0].describe()}: {exc}") from exc
-        self.caps_in = caps_in[0] if caps_in else None
+            raise CapsError(f"'{self.name}' cannot take {first.describe()}: {exc}") from exc
+        self.caps_in = by_pad.get(MAIN_PAD, first)
         self.caps_out = caps_out
         return caps_out
 
-    def handle(self, item: Any, latency: float | None = None) -> list[Any]:
-        """Process one item, counting it. Returns the output items."""
+    def handle(self, item: Any, latency: float | None = None, pad: str = MAIN_PAD) -> list[Any]:
+        """Process one item (from input ``pad``), counting it. Returns the output items."""
         c = self.counters
         c.buffers_in += 1
         c.frames_in += item_frames(item)
@@ -157,17 +198,20 @@ class Element:
         if meta and "capture_time" in meta:
             c.e2e_latencies.append(c.last_buffer_time - meta["capture_time"])
         t0 = time.perf_counter()
-        out = list(self.process(item) or ())
+        out = list((self.process_pad(pad, item) if self.input_pads else self.process(item))
+                   or ())
         c.processing_time += time.perf_counter() - t0
         if latency is not None:
             c.latencies.append(latency + time.perf_counter() - t0)
         c.count_out(out)
         return out
 
-    def handle_eos(self) -> list[Any]:
-        """Flush at end of stream. Returns the flushed items (EOS itself is added by the host)."""
+    def handle_eos(self, pad: str | None = None) -> list[Any]:
+        """Flush at end of stream (or, with ``pad``, at the end of that input only).
+        Returns the flushed items (EOS itself is added by the host)."""
         t0 = time.perf_counter()
-        out = [i for i in (self.flush() or ()) if i is not EOS]
+        flushed = self.flush() if pad is None else self.end_pad(pad)
+        out = [i for i in (flushed or ()) if i is not EOS]
         self.counters.processing_time += time.perf_counter() - t0
         self.counters.count_out(out)
         return out

@@ -18,7 +18,10 @@ from actors.errors import ConfigError
 RAW_VIDEO = "video/x-raw"
 ENCODED_VIDEO = "video/x-encoded"
 ENCODED_SEGMENT = "video/x-segment"
+ENCODED_AUDIO = "audio/x-encoded"
 ANY = "any"
+MAIN_PAD = "src"
+"""The pad an element's items leave by unless it says otherwise (GStreamer's "src")."""
 
 # Bytes per pixel, by FFmpeg pixel format name. Planar 4:2:0 formats carry
 # half a byte of chroma per pixel; their arrays use PyAV's (h * 3 / 2, w) layout.
@@ -177,6 +180,15 @@ class Caps:
     """Unit of the items' timestamps, so that every element keeps them exact."""
     codec_string: str | None = None
     """RFC 6381 codec string (e.g. avc1.640028), for segment streams."""
+    sample_rate: int | None = None
+    channels: int | None = None
+    layout: str | None = None
+    """Audio channel layout, FFmpeg's name ("stereo", "5.1")."""
+    bit_rate: int | None = None
+    language: str | None = None
+    """ISO 639-2 language of the stream, from or for the container's metadata."""
+    stream_index: int | None = None
+    """The input stream this comes from, as ffmpeg numbers them (``-map 0:N``)."""
 
     @classmethod
     def raw_video(
@@ -223,6 +235,16 @@ class Caps:
                              slot_size=None)
 
     @classmethod
+    def encoded_audio(cls, codec: str, sample_rate: int, channels: int,
+                      layout: str | None = None, extradata: bytes | None = None,
+                      time_base: Fraction | None = None, bit_rate: int | None = None,
+                      language: str | None = None, stream_index: int | None = None) -> Caps:
+        return cls(kind=ENCODED_AUDIO, codec=codec, sample_rate=sample_rate,
+                   channels=channels, layout=layout, extradata=extradata,
+                   time_base=time_base or Fraction(1, sample_rate), bit_rate=bit_rate,
+                   language=language, stream_index=stream_index)
+
+    @classmethod
     def any(cls, slot_size: int | None = None) -> Caps:
         return cls(kind=ANY, slot_size=slot_size)
 
@@ -236,6 +258,8 @@ class Caps:
             parts.append(self.format)
         if self.codec:
             parts.append(self.codec)
+        if self.sample_rate:
+            parts.append(f"{self.sample_rate} Hz {self.layout or self.channels}")
         if self.width and self.height:
             size = f"{self.width}x{self.height}"
             if self.rate:
@@ -244,15 +268,36 @@ class Caps:
         return " ".join(parts)
 
 
+class Pads(dict):
+    """What an element with several outputs returns from ``configure``: pad name -> Caps.
+
+    ``MAIN_PAD`` ("src") is the video, as for a one-output element; others are named
+    after what they carry, as a GStreamer demuxer names its pads (``audio_0``...).
+    """
+
+    def main(self) -> Caps | None:
+        return self.get(MAIN_PAD)
+
+
+@dataclass
+class OnPad:
+    """An output item bound for a pad other than the main one (see ``Pads``)."""
+
+    pad: str
+    item: Any
+
+
 def item_frames(item: Any) -> int:
     """Video frames an item stands for: 1 for a frame or a packet, the samples of an fMP4
-    segment, the frames of a chunk; what progress and summaries count."""
+    segment, the frames of a chunk; what progress and summaries count (audio: none)."""
     if isinstance(item, Frame):
         return 1
     if isinstance(item, Packet):
         if not item.meta:
             return 1
-        return 0 if item.meta.get("init") else int(item.meta.get("samples", 1))
+        if item.meta.get("init") or item.meta.get("audio"):
+            return 0
+        return int(item.meta.get("samples", 1))
     count = getattr(item, "frame_count", None)
     return count if isinstance(count, int) else 1
 

@@ -124,6 +124,21 @@ def build_parser() -> Parser:
                         "chunks an interrupted run had not kept (DIR/.parallax/)")
     g.add_argument("--no-chunks", dest="chunks", action="store_false",
                    help="the linear pipeline: one decoder, one encoder (as for live inputs)")
+    a = t.add_argument_group("audio and other streams (default: keep every audio stream "
+                             "the output can hold, copied if it can, else AAC)")
+    a.add_argument("--audio", default="auto", metavar="auto|copy|aac|opus|none",
+                   help="copy, encode to AAC or Opus, or drop the audio (default auto: copy "
+                        "what the container takes, else AAC)")
+    a.add_argument("--no-audio", dest="audio", action="store_const", const="none",
+                   help="drop all audio (as --audio none)")
+    a.add_argument("--audio-bitrate", metavar="RATE",
+                   help="bits per second of each encoded audio stream, e.g. 192k "
+                        "(default 128k per stereo pair)")
+    a.add_argument("--audio-stream", default="all", metavar="N|all",
+                   help="keep only the input's Nth audio stream (0 = first, as ffmpeg's "
+                        "-map 0:a:N), or all (default)")
+    a.add_argument("--strict", action="store_true",
+                   help="a stream that cannot be kept is an error (exit 2), not a note")
     add_output_options(t)
     add_run_options(t)
     r = sub.add_parser("receive", help="receive a zenoh: stream into .mp4 or .m3u8",
@@ -174,6 +189,9 @@ def build_parser() -> Parser:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace an existing output (without it, an existing output is an "
+                        "error, as ffmpeg does when it cannot ask)")
     p.add_argument("--json", action="store_true", help="print the final stats as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--stats", action="store_true",
@@ -248,12 +266,37 @@ def cmd_transcode(args: argparse.Namespace) -> int:
         raise ConfigError(f"transcode takes INPUT OUTPUT (got {len(args.paths)} paths); for "
                           "many inputs, give --output-dir DIR")
     args.input, args.output = args.paths
+    check_overwrite(args.output, args.overwrite)
     opts = TranscodeOptions(
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
-        args.fuse, output_options(args), farm)
+        args.fuse, output_options(args), farm, audio_options(args))
     pipeline = build_transcode(opts, local=not os.environ.get("RAY_ADDRESS"))
-    return run_pipeline(pipeline, args, "transcode", note=transcode_path(opts)[1])
+    return run_pipeline(pipeline, args, "transcode", note=transcode_path(opts)[1],
+                        extra=lambda: {"notes": pipeline.notes})
+
+
+def check_overwrite(output: str, overwrite: bool) -> None:
+    """An existing output file is replaced only when asked (-y), as with ffmpeg."""
+    if output == "null" or output.startswith("zenoh:") or overwrite:
+        return
+    if os.path.exists(output):
+        raise ConfigError(f"output {output!r} exists; pass -y/--overwrite to replace it")
+
+
+def audio_options(args: argparse.Namespace) -> Any:
+    from pipelines.audio import ALL, AudioOptions
+    from pipelines.transcode import parse_bitrate
+
+    stream = args.audio_stream.strip().lower()
+    if stream != ALL:
+        try:
+            stream = int(stream)
+        except ValueError:
+            raise ConfigError(f"--audio-stream {args.audio_stream!r}: give N (0 = the first "
+                              "audio stream) or all") from None
+    bitrate = parse_bitrate(args.audio_bitrate, "--audio-bitrate")
+    return AudioOptions(args.audio.strip().lower(), bitrate, stream, args.strict)
 
 
 def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
@@ -293,6 +336,7 @@ def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     from pipelines.record import RecordOptions, build_record
 
+    check_overwrite(args.output, args.overwrite)
     opts = RecordOptions(args.output, args.fps, args.monitor, args.region, args.width,
                          args.height, args.codec, args.encoder, args.preset, args.duration,
                          args.display, output_options(args))
@@ -311,6 +355,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
         raise ConfigError(f"input {args.input!r}: receive takes zenoh:PREFIX")
     if output_kind(args.output) not in ("mp4", "hls"):
         raise ConfigError(f"output {args.output!r}: receive writes .mp4 or .m3u8")
+    check_overwrite(args.output, args.overwrite)
     opts = output_options(args)
     pipeline = Pipeline("receive")
     pipeline.add(ZenohSource(prefix, zenoh=opts.zenoh, init_timeout=args.init_timeout,
@@ -342,7 +387,8 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
     if note:
         pipeline.prepare()  # placed and negotiated: an error here stays the only line
         if not args.quiet:
-            print(note, file=sys.stderr)
+            for line in (note, *getattr(pipeline, "notes", ())):
+                print(line, file=sys.stderr)
     display: Any = None
     if args.stats_json:
         display = LiveStatsDisplay(args.json_out, title, json_lines=True)

@@ -21,6 +21,7 @@ from actors.farm import ChunkStitcher, ChunkTranscoder, PacketSource
 from actors.farm.packet_source import DEFAULT_CHUNK_DURATION, MAX_CHUNK_DURATION
 from actors.media.encoders import EncoderBackend, VideoEncoderConfig
 from cluster.detect import LABEL_PREFIX
+from pipelines.audio import AudioPlan, link_audio
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.runtime.graph import AUTO
 from pipelines.runtime.pipeline import Pipeline
@@ -91,15 +92,19 @@ def worker_threads(workers: int | str, local: bool) -> int:
 
 def build_farm(input_path: str, output: str, encoder: VideoEncoderConfig,
                width: int | None, height: int | None, algorithm: str, fps: float | None,
-               out: OutputOptions, farm: FarmOptions, local: bool = True) -> Pipeline:
-    """The farm pipeline for one file. ``local``: the workers run on this machine only."""
+               out: OutputOptions, farm: FarmOptions, local: bool = True,
+               audio: AudioPlan | None = None) -> Pipeline:
+    """The farm pipeline for one file. ``local``: the workers run on this machine only.
+    ``audio``: the input's audio streams to mux with the stitched video."""
+    audio = audio or AudioPlan()
     keyframes = fragment_duration(output, out)
     if keyframes and encoder.gop is None:
         encoder = replace(encoder, keyframe_interval=keyframes)
     threads = worker_threads(farm.workers, local)
     stages = [
         ("src", PacketSource(input_path, chunk_duration=farm.chunk_duration,
-                             keep_timestamps=farm.keep_timestamps)),
+                             keep_timestamps=farm.keep_timestamps,
+                             audio_streams=audio.indexes)),
         ("xcode", ChunkTranscoder(width=width, height=height, algorithm=algorithm, fps=fps,
                                   encoder=encoder, threads=threads)),
         ("stitch", ChunkStitcher()),
@@ -110,5 +115,7 @@ def build_farm(input_path: str, output: str, encoder: VideoEncoderConfig,
     placement = worker_placement(encoder.backend, farm.worker_labels)
     if placement:
         placements["xcode"] = placement
-    return add_job(Pipeline("transcode", fusion=True), stages, output, out,
-                   pools={"xcode": farm.workers}, placements=placements)
+    pipeline = add_job(Pipeline("transcode", fusion=True), stages, output, out,
+                       pools={"xcode": farm.workers}, placements=placements)
+    link_audio(pipeline, audio, "src", "mux", AT_DRIVER)
+    return pipeline

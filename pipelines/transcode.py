@@ -16,7 +16,8 @@ from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_rate import VideoRate
 from actors.media.video_scaler import VideoScaler
-from pipelines.farm import FarmOptions, build_farm, farm_refusal
+from pipelines.audio import AudioOptions, AudioPlan, link_audio, plan_audio
+from pipelines.farm import AT_DRIVER, FarmOptions, build_farm, farm_refusal
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.runtime.pipeline import Pipeline
 
@@ -30,13 +31,13 @@ TESTSRC_KEYS = {"pattern", "size", "width", "height", "rate", "fps", "duration",
                 "format", "live", "timecode"}
 
 
-def parse_bitrate(text: str | int | None) -> int | None:
+def parse_bitrate(text: str | int | None, flag: str = "--bitrate") -> int | None:
     """'4M' -> 4000000, '800k' -> 800000, '2500000' -> 2500000."""
     if text is None or isinstance(text, int):
         return text
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
     if not m:
-        raise ConfigError(f"--bitrate {text!r}: give bits per second, e.g. 4M, 800k or 2500000")
+        raise ConfigError(f"{flag} {text!r}: give bits per second, e.g. 4M, 800k or 2500000")
     scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[m.group(2).lower()]
     return int(float(m.group(1)) * scale)
 
@@ -105,6 +106,8 @@ class TranscodeOptions:
     """Fragmenting, HLS and Zenoh settings of the output."""
     farm: FarmOptions | None = field(default_factory=FarmOptions)
     """Chunked transcoding on a pool of workers (file inputs); None: the linear pipeline."""
+    audio: AudioOptions = field(default_factory=AudioOptions)
+    """What happens to the input's audio (pipelines/audio.py)."""
 
     def __post_init__(self) -> None:
         for flag, v in (("--width", self.width), ("--height", self.height)):
@@ -117,13 +120,21 @@ class TranscodeOptions:
         EncoderBackend.parse(self.encoder)
 
 
-def make_source(spec: str, local: bool) -> Source:
+def make_source(spec: str, local: bool, audio: AudioPlan | None = None) -> Source:
     if is_testsrc(spec):
         return parse_testsrc(spec)
     if local:  # fail fast, before any actor starts, when the file is on this machine
         container, _ = open_video(spec)
         container.close()
-    return FileSource(spec)
+    return FileSource(spec, audio_streams=audio.indexes if audio else ())
+
+
+def audio_plan(opts: TranscodeOptions) -> AudioPlan:
+    """The audio plan of a file input; a generated input has no audio."""
+    if is_testsrc(opts.input):
+        return AudioPlan()
+    fragmented = fragment_duration(opts.output, opts.out) is not None
+    return plan_audio(opts.input, output_kind(opts.output), fragmented, opts.audio)
 
 
 def input_report(pipeline: Pipeline) -> dict[str, Any]:
@@ -163,14 +174,20 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
         if reason:
             raise ConfigError(f"--encoder {backend.value}: {reason}")
     farm, _ = transcode_path(opts)
+    if not is_testsrc(opts.input):
+        # The source runs on this (the driver's) node, so the file is read here, for
+        # the farm as for the linear pipeline: fail fast, before any actor starts.
+        open_video(opts.input)[0].close()
+    audio = audio_plan(opts)
     if farm:
-        if local:  # fail fast, before any actor starts, when the file is on this machine
-            open_video(opts.input)[0].close()
         encoder = VideoEncoderConfig(codec=codec, backend=backend, bitrate=opts.bitrate,
                                      crf=opts.crf, gop=opts.gop, preset=opts.preset)
-        return build_farm(opts.input, opts.output, encoder, opts.width, opts.height,
-                          opts.scale_algorithm, opts.fps, opts.out, opts.farm, local)
-    stages: list[tuple[str, Element]] = [("src", make_source(opts.input, local))]
+        pipeline = build_farm(opts.input, opts.output, encoder, opts.width, opts.height,
+                              opts.scale_algorithm, opts.fps, opts.out, opts.farm, local,
+                              audio)
+        pipeline.notes = audio.notes
+        return pipeline
+    stages: list[tuple[str, Element]] = [("src", make_source(opts.input, local, audio))]
     if opts.fps:
         stages.append(("rate", VideoRate(opts.fps)))
     width, height = opts.width, opts.height
@@ -184,4 +201,10 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     stages.append(("encode", VideoEncoder(
         codec=codec, backend=backend, bitrate=opts.bitrate, crf=opts.crf, gop=opts.gop,
         preset=opts.preset, keyframe_interval=fragment_duration(opts.output, opts.out))))
-    return add_job(Pipeline("transcode", fusion=opts.fusion), stages, opts.output, opts.out)
+    # A file is read where the command runs (it was just opened here), as in the farm.
+    placements = {} if is_testsrc(opts.input) else {"src": AT_DRIVER}
+    pipeline = add_job(Pipeline("transcode", fusion=opts.fusion), stages, opts.output, opts.out,
+                       placements=placements)
+    link_audio(pipeline, audio, "src", "mux")
+    pipeline.notes = audio.notes
+    return pipeline

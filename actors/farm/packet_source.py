@@ -15,6 +15,7 @@ its own range. The next chunk carries them too, and discards them the same way.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,7 +27,8 @@ from actors.element import Source
 from actors.errors import ConfigError, MediaError
 from actors.farm.chunk import COMPRESSED_CHUNKS, Chunk
 from actors.media.file_source import open_video
-from actors.types import EOS, Caps, Packet
+from actors.media.streams import AudioDemux
+from actors.types import EOS, Caps, OnPad, Packet, Pads
 
 log = logging.getLogger("parallax.packet_source")
 
@@ -44,6 +46,9 @@ class PacketSourceSettings:
     """Target seconds per chunk; chunks end at the first keyframe past it."""
     keep_timestamps: bool = False
     """Keep the input's timestamps; by default the output starts at 0, as ffmpeg's does."""
+    audio_streams: tuple[int, ...] = ()
+    """Input audio streams whose packets leave as they are on pads ``audio_0``...,
+    shifted with the video (the whole file's audio, once: never cut into chunks)."""
 
     def __post_init__(self) -> None:
         d = self.chunk_duration
@@ -69,8 +74,11 @@ class PacketSource(Source):
         self.longest_s = 0.0
         self.stream_caps: Caps | None = None
         self._chunks: Iterator[Chunk] | None = None
+        self.audio: AudioDemux | None = None
+        self._audio_out: deque[OnPad] = deque()
+        self._held: list[Chunk | None] = []
 
-    def configure(self, caps_in: Caps | None) -> Caps:
+    def configure(self, caps_in: Caps | None) -> Caps | Pads:
         self._open()
         s = self.stream
         ctx = s.codec_context
@@ -83,11 +91,16 @@ class PacketSource(Source):
             kind=COMPRESSED_CHUNKS, codec=ctx.name, format=ctx.pix_fmt, width=ctx.width,
             height=ctx.height, rate=rate, time_base=s.time_base,
             extradata=bytes(ctx.extradata) if ctx.extradata else None, slot_size=slot)
-        return self.stream_caps
+        if not self.settings.audio_streams:
+            return self.stream_caps
+        return Pads(src=self.stream_caps, **self.audio.pads())
 
     def _open(self) -> None:
         self.container, self.stream = open_video(self.settings.path)
         self.origin = 0 if self.settings.keep_timestamps else self._first_pts()
+        if self.settings.audio_streams:
+            self.audio = AudioDemux(self.container, self.settings.audio_streams,
+                                    self.origin * self.stream.time_base)
 
     def _first_pts(self) -> int:
         """The smallest pts of the first GOP: the output's time zero."""
@@ -116,7 +129,19 @@ class PacketSource(Source):
         self._chunks = self._cut()
 
     def produce(self) -> Any:
+        # The audio demuxed while a chunk was cut leaves before that chunk, so that the
+        # muxer has it at hand when the chunk's video comes back from the workers.
+        if self._audio_out:
+            return self._audio_out.popleft()
+        if self._held:  # a chunk (or the end, None) that waited for its audio
+            return self._emit(self._held.pop())
         chunk = next(self._chunks, None)
+        if self._audio_out:
+            self._held.append(chunk)
+            return self._audio_out.popleft()
+        return self._emit(chunk)
+
+    def _emit(self, chunk: Chunk | None) -> Any:
         if chunk is None:
             self._report()
             return EOS
@@ -130,8 +155,14 @@ class PacketSource(Source):
 
     def _packets(self) -> Iterator[Packet]:
         tb = self.stream.time_base
+        audio = self.audio
         try:
-            for p in self.container.demux(self.stream):
+            for p in self.container.demux([self.stream, *(audio.streams if audio else ())]):
+                if audio is not None and audio.owns(p):
+                    item = audio.item(p)
+                    if item is not None:
+                        self._audio_out.append(item)
+                    continue
                 if p.size == 0:
                     continue  # the demuxer's final flush packet
                 if p.pts is None:
@@ -199,11 +230,12 @@ class PacketSource(Source):
 
     def results(self) -> dict[str, Any]:
         return {"chunks": self.chunks, "packets": self.packets, "frames": self.frames,
+                "audio_packets": self.audio.packets if self.audio else 0,
                 "expected": self.expected, "longest_chunk_s": self.longest_s,
                 "origin": self.origin}
 
     def __getstate__(self) -> dict[str, Any]:
         # Open containers stay on the node that opened them; a copy reopens the file.
         state = dict(self.__dict__)
-        state.update(container=None, stream=None, _chunks=None)
+        state.update(container=None, stream=None, _chunks=None, audio=None, _held=[])
         return state

@@ -13,7 +13,8 @@ import av
 
 from actors.element import Source
 from actors.errors import ConfigError, MediaError
-from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame
+from actors.media.streams import AudioDemux
+from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame, OnPad, Pads
 
 log = logging.getLogger("parallax.file_source")
 
@@ -27,6 +28,9 @@ class FileSourceSettings:
     format: str | None = None
     """Pixel format out; None keeps the decoded one where possible (else yuv420p, or rgba
     for odd sizes, which 4:2:0 cannot represent)."""
+    audio_streams: tuple[int, ...] = ()
+    """Input audio streams (ffmpeg's numbering) whose packets leave, undecoded, on pads
+    ``audio_0``, ``audio_1``...; none by default."""
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in OUTPUT_FORMATS:
@@ -61,7 +65,8 @@ def open_video(path: str) -> tuple[Any, Any]:
 
 
 class FileSource(Source):
-    """Decodes the first video stream of a file, keeping its timestamps exact."""
+    """Decodes the first video stream of a file, keeping its timestamps exact; with
+    ``audio_streams``, also emits those streams' packets on audio pads."""
 
     def __init__(self, path: str | None = None, settings: FileSourceSettings | None = None,
                  **options: Any) -> None:
@@ -72,9 +77,10 @@ class FileSource(Source):
         self.decoded = 0
         self.corrupt_packets = 0
         self.expected: int | None = None
-        self._frames: Iterator[av.VideoFrame] | None = None
+        self._frames: Iterator[Any] | None = None
+        self.audio: AudioDemux | None = None
 
-    def configure(self, caps_in: Caps | None) -> Caps:
+    def configure(self, caps_in: Caps | None) -> Caps | Pads:
         self.container, self.stream = open_video(self.settings.path)
         s = self.stream
         w, h = s.codec_context.width, s.codec_context.height
@@ -82,7 +88,11 @@ class FileSource(Source):
         self.format = self._pick_format(s.codec_context.pix_fmt, w, h)
         self.expected = s.frames or (
             round(float(s.duration * s.time_base) * rate) if s.duration else None)
-        return Caps.raw_video(self.format, w, h, rate, time_base=s.time_base)
+        video = Caps.raw_video(self.format, w, h, rate, time_base=s.time_base)
+        if not self.settings.audio_streams:
+            return video
+        self.audio = AudioDemux(self.container, self.settings.audio_streams, Fraction(0))
+        return Pads(src=video, **self.audio.pads())
 
     def _pick_format(self, decoded: str | None, w: int, h: int) -> str:
         odd = w % 2 or h % 2
@@ -109,16 +119,26 @@ class FileSource(Source):
         if vf is None:
             self._report_loss()
             return EOS
+        if isinstance(vf, OnPad):
+            return vf
         self.decoded += 1
         tb = vf.time_base or self.stream.time_base
         return Frame(vf.to_ndarray(format=self.format), self.format, vf.width, vf.height,
                      pts=vf.pts, time_base=tb, duration=vf.duration or None,
                      meta={"seq": self.decoded - 1})
 
-    def _decode(self) -> Iterator[av.VideoFrame]:
-        """Decode what can be decoded; corrupt packets are counted and skipped."""
+    def _decode(self) -> Iterator[Any]:
+        """Decode what can be decoded; corrupt packets are counted and skipped. Audio
+        packets pass as they are, in the file's order."""
+        audio = self.audio
+        streams = [self.stream, *(audio.streams if audio else ())]
         try:
-            for packet in self.container.demux(self.stream):
+            for packet in self.container.demux(streams):
+                if audio is not None and audio.owns(packet):
+                    item = audio.item(packet)
+                    if item is not None:
+                        yield item
+                    continue
                 try:
                     yield from packet.decode()
                 except av.InvalidDataError:
@@ -142,10 +162,11 @@ class FileSource(Source):
     def results(self) -> dict[str, Any]:
         lost = max(0, (self.expected or 0) - self.decoded) if self.expected else None
         return {"decoded": self.decoded, "expected": self.expected, "lost": lost,
-                "corrupt_packets": self.corrupt_packets}
+                "corrupt_packets": self.corrupt_packets,
+                "audio_packets": self.audio.packets if self.audio else 0}
 
     def __getstate__(self) -> dict[str, Any]:
         # Open containers stay on the node that opened them; a copy reopens the file.
         state = dict(self.__dict__)
-        state.update(container=None, stream=None, _frames=None)
+        state.update(container=None, stream=None, _frames=None, audio=None)
         return state

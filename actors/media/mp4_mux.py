@@ -12,8 +12,13 @@ import av
 
 from actors.element import Sink
 from actors.errors import ConfigError
-from actors.media.muxing import add_encoded_stream, check_output_dir
-from actors.types import ENCODED_VIDEO, Caps, Packet
+from actors.media.muxing import (
+    Interleaver,
+    add_audio_stream,
+    add_encoded_stream,
+    check_output_dir,
+)
+from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
 
 log = logging.getLogger("parallax.mp4_mux")
 
@@ -39,9 +44,11 @@ class Mp4MuxSettings:
 
 
 class Mp4Mux(Sink):
-    """Muxes encoded video into an MP4 file. A failed run leaves no file that looks complete."""
+    """Muxes encoded video, and any audio linked into pads ``audio_0``..., into an MP4
+    file, interleaved by decode time. A failed run leaves no file that looks complete."""
 
-    accepts = (ENCODED_VIDEO,)
+    accepts = (ENCODED_VIDEO, ENCODED_AUDIO)
+    input_pads = True
 
     def __init__(self, location: str | None = None, settings: Mp4MuxSettings | None = None,
                  **options: Any) -> None:
@@ -50,29 +57,57 @@ class Mp4Mux(Sink):
         self.container = None
         self.stream = None
         self.packets = 0
+        self.audio_packets = 0
         self.finalized = False
+        self.inputs: dict[str, Caps] = {}
 
-    def configure(self, caps_in: Caps | None) -> Caps:
+    def configure_pads(self, inputs: dict[str, Caps]) -> Caps:
+        video = inputs.get(MAIN_PAD)
+        if video is None or video.kind != ENCODED_VIDEO:
+            raise ConfigError(f"'{self.name}': link the encoded video to its main pad; it has "
+                              f"{', '.join(sorted(inputs))}")
+        for pad, caps in inputs.items():
+            if pad != MAIN_PAD and caps.kind != ENCODED_AUDIO:
+                raise ConfigError(f"'{self.name}': pad {pad!r} takes audio, not "
+                                  f"{caps.describe()}")
         check_output_dir(self.settings.location)
-        return caps_in
+        # Video first, then audio in pad order: the track order players and ffmpeg show.
+        self.inputs = {MAIN_PAD: video, **{p: inputs[p] for p in sorted(inputs)
+                                           if p != MAIN_PAD}}
+        return video
 
     def start(self) -> None:
-        caps = self.caps_in
         options = {"movflags": "+faststart"} if self.settings.faststart else {}
         self.tmp = partial_path(self.settings.location)
         self.container = av.open(self.tmp, "w", format="mp4", options=options)
-        self.stream = add_encoded_stream(self.container, caps)
+        self.streams = {pad: add_encoded_stream(self.container, caps) if pad == MAIN_PAD
+                        else add_audio_stream(self.container, caps)
+                        for pad, caps in self.inputs.items()}
+        self.stream = self.streams[MAIN_PAD]
+        self.interleave = Interleaver(list(self.streams))
 
-    def process(self, packet: Packet) -> tuple:
-        p = av.Packet(packet.data)
-        p.pts, p.dts, p.duration = packet.pts, packet.dts, packet.duration or 0
-        p.time_base, p.stream = packet.time_base, self.stream
-        p.is_keyframe = packet.keyframe
-        self.container.mux(p)
-        self.packets += 1
+    def process_pad(self, pad: str, packet: Packet) -> tuple:
+        self._write(self.interleave.push(pad, packet))
         return ()
 
+    def end_pad(self, pad: str) -> tuple:
+        self._write(self.interleave.end(pad))
+        return ()
+
+    def _write(self, ready: list[tuple[str, Packet]]) -> None:
+        for pad, packet in ready:
+            p = av.Packet(packet.data)
+            p.pts, p.dts, p.duration = packet.pts, packet.dts, packet.duration or 0
+            p.time_base, p.stream = packet.time_base, self.streams[pad]
+            p.is_keyframe = packet.keyframe
+            self.container.mux(p)
+            if pad == MAIN_PAD:
+                self.packets += 1
+            else:
+                self.audio_packets += 1
+
     def flush(self) -> tuple:
+        self._write(self.interleave.drain())
         self.container.close()
         self.container = None
         os.replace(self.tmp, self.settings.location)
@@ -93,5 +128,6 @@ class Mp4Mux(Sink):
 
     def results(self) -> dict[str, Any]:
         loc = self.settings.location
-        return {"location": loc, "packets": self.packets, "finalized": self.finalized,
+        return {"location": loc, "packets": self.packets, "audio_packets": self.audio_packets,
+                "finalized": self.finalized,
                 "bytes": os.path.getsize(loc) if self.finalized else 0}

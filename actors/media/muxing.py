@@ -1,4 +1,5 @@
-"""Shared by the MP4 muxers: an output stream for packets encoded elsewhere.
+"""Shared by the MP4 muxers: output streams for packets encoded elsewhere, and the
+interleaving of several inputs by decode time.
 
 PyAV's ``add_stream`` opens an encoder for the stream when muxing starts, and
 the muxer then writes *that* encoder's headers (x264 at its default preset),
@@ -9,7 +10,9 @@ the muxer as they are.
 
 from __future__ import annotations
 
+import heapq
 import io
+import itertools
 import os
 from fractions import Fraction
 from typing import Any
@@ -18,7 +21,7 @@ import av
 
 from actors.errors import ConfigError
 from actors.media.encoders import VideoCodec
-from actors.types import Caps
+from actors.types import Caps, Packet
 
 
 def add_encoded_stream(container: Any, caps: Caps) -> Any:
@@ -46,3 +49,74 @@ def check_output_dir(location: str) -> str:
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"output directory {parent!r} is not writable")
     return parent
+
+
+def add_audio_stream(container: Any, caps: Caps) -> Any:
+    """An output audio stream for packets as ``caps`` describes them (copied or encoded
+    elsewhere), made from a template so that no encoder is opened for it."""
+    scratch = av.open(io.BytesIO(), "w", format=container.format.name.split(",")[0])
+    try:
+        template = scratch.add_stream(caps.codec, rate=caps.sample_rate)
+    except (av.FFmpegError, ValueError) as exc:
+        scratch.close()
+        raise ConfigError(f"audio codec {caps.codec!r}: FFmpeg cannot describe it for "
+                          f"this container ({exc})") from None
+    stream = container.add_stream_from_template(template)
+    scratch.close()
+    ctx = stream.codec_context
+    ctx.sample_rate = caps.sample_rate
+    if caps.layout:
+        ctx.layout = caps.layout
+    if caps.extradata:
+        ctx.extradata = caps.extradata
+    if caps.bit_rate:
+        ctx.bit_rate = caps.bit_rate
+    stream.time_base = caps.time_base or Fraction(1, caps.sample_rate)
+    if caps.language:
+        stream.metadata["language"] = caps.language
+    return stream
+
+
+def decode_time(packet: Packet) -> Fraction:
+    t = packet.dts if packet.dts is not None else packet.pts
+    return (t or 0) * packet.time_base
+
+
+class Interleaver:
+    """Orders packets of several inputs by decode time, as a muxer wants them.
+
+    A packet is released once every input that has not ended has one queued, so the
+    earliest is known; an input that ends early is no longer waited for (it must not
+    stall the others). Memory is what one input runs ahead of the slowest, which the
+    pipeline's windows bound.
+    """
+
+    def __init__(self, inputs: list[str]) -> None:
+        self.open = set(inputs)
+        self.queued: dict[str, int] = dict.fromkeys(inputs, 0)
+        self.heap: list[tuple[Fraction, int, str, Packet]] = []
+        self.order = itertools.count()
+
+    def push(self, pad: str, packet: Packet) -> list[tuple[str, Packet]]:
+        heapq.heappush(self.heap, (decode_time(packet), next(self.order), pad, packet))
+        self.queued[pad] += 1
+        return self._ready()
+
+    def end(self, pad: str) -> list[tuple[str, Packet]]:
+        self.open.discard(pad)
+        return self._ready()
+
+    def drain(self) -> list[tuple[str, Packet]]:
+        self.open.clear()
+        return self._ready()
+
+    def _ready(self) -> list[tuple[str, Packet]]:
+        out = []
+        while self.heap and all(self.queued[p] for p in self.open):
+            _, _, pad, packet = heapq.heappop(self.heap)
+            self.queued[pad] -= 1
+            out.append((pad, packet))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.heap)

@@ -11,6 +11,7 @@ from typing import Any
 
 from actors.element import Element, Placement, Sink, Source
 from actors.errors import ConfigError
+from actors.types import MAIN_PAD
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -39,10 +40,20 @@ class Link:
     """Credits on this edge; None picks the default for what the edge carries."""
     fuse: bool | None = None
     """Run both ends in one host; None follows the pipeline's ``fusion`` setting."""
+    pad: str = MAIN_PAD
+    """The producer's output pad this link takes (``audio_0``...)."""
+    into: str | None = None
+    """The consumer's input pad; None: named like ``pad``."""
+
+    @property
+    def input_pad(self) -> str:
+        return self.into or self.pad
 
     @property
     def edge_id(self) -> str:
-        return f"{self.producer}->{self.consumer}"
+        if self.pad == MAIN_PAD:
+            return f"{self.producer}->{self.consumer}"
+        return f"{self.producer}.{self.pad}->{self.consumer}"
 
 
 class Graph:
@@ -89,8 +100,12 @@ class Graph:
         raise ConfigError(f"element '{ref.name}' is not in this pipeline; add() it first")
 
     def link(self, a: Element | str, b: Element | str, window: int | None = None,
-             fuse: bool | None = None) -> Link:
+             fuse: bool | None = None, pad: str = MAIN_PAD, into: str | None = None) -> Link:
         pa, pb = self.name_of(a), self.name_of(b)
+        for label, value in (("pad", pad), ("into", into)):
+            if value is not None and not (isinstance(value, str) and NAME_RE.match(value)):
+                raise ConfigError(f"link {pa} -> {pb}: {label}={value!r} is not a pad name "
+                                  "(letters, digits, '_', '.' or '-')")
         if window is not None and (not isinstance(window, int) or window < 1):
             raise ConfigError(
                 f"link {pa} -> {pb}: window={window!r} is invalid; a window is the number of "
@@ -102,9 +117,9 @@ class Graph:
             raise ConfigError(f"link {pa} -> {pb}: '{pb}' is a source and takes no input")
         if isinstance(self.nodes[pa].element, Sink):
             raise ConfigError(f"link {pa} -> {pb}: '{pa}' is a sink and has no output")
-        if any(lk.producer == pa and lk.consumer == pb for lk in self.links):
-            raise ConfigError(f"link {pa} -> {pb} exists already")
-        lk = Link(pa, pb, window, fuse)
+        if any(lk.producer == pa and lk.consumer == pb and lk.pad == pad for lk in self.links):
+            raise ConfigError(f"link {pa} -> {pb} (pad {pad}) exists already")
+        lk = Link(pa, pb, window, fuse, pad, into)
         self.links.append(lk)
         return lk
 
@@ -131,7 +146,8 @@ class Graph:
         for name, node in self.nodes.items():
             if node.is_pool:
                 ins = self.inputs(name)
-                if len(ins) != 1 or self.nodes[ins[0].producer].is_pool:
+                if len(ins) != 1 or self.nodes[ins[0].producer].is_pool \
+                        or ins[0].input_pad != MAIN_PAD:
                     raise ConfigError(
                         f"pool '{name}' needs exactly one input from an element that is not "
                         "a pool: its producer dispatches the items and merges the results")
@@ -184,6 +200,8 @@ class Graph:
         wanted = fusion if lk.fuse is None else lk.fuse
         return (
             wanted
+            and lk.pad == MAIN_PAD
+            and lk.input_pad == MAIN_PAD
             and not self.nodes[lk.producer].is_pool
             and not self.nodes[lk.consumer].is_pool
             and len(self.outputs(lk.producer)) == 1

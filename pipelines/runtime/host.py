@@ -23,7 +23,7 @@ import ray
 from actors.element import Counters, Element, Source
 from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import FlowSignal
-from actors.types import EOS, Caps
+from actors.types import EOS, MAIN_PAD, Caps, OnPad
 from pipelines.runtime.defaults import WAIT_SLICE_S
 from pipelines.runtime.edge import (
     CLOSED,
@@ -54,6 +54,8 @@ class ElementHost:
         self.mailbox: queue.Queue = queue.Queue()
         self.reorder: dict[str, ReorderBuffer] = {}
         self.senders: list[EdgeSender | PoolDispatcher] = []
+        self.sender_pads: list[str] = []  # the producer pad each sender takes
+        self.edge_pads: dict[str, str] = {}  # input edge -> the input pad it feeds
         self.pool_member = False  # a pool replica: items come by process_item, not push
         self.pool_pending: set[asyncio.Future] = set()
         self.playing = threading.Event()
@@ -77,12 +79,13 @@ class ElementHost:
         ctx = ray.get_runtime_context()
         return {"node_id": ctx.get_node_id(), "pid": os.getpid(), "hostname": socket.gethostname()}
 
-    async def negotiate(self, caps_in: list[Caps], upstream: list[str]) -> dict[str, Any]:
+    async def negotiate(self, caps_in: list[Caps], upstream: list[str],
+                        pads: list[str] | None = None) -> dict[str, Any]:
         """Run caps negotiation through the chain. Errors come back as data, not exceptions."""
         try:
             caps, peers = caps_in, upstream
             for el in self.elements:
-                caps, peers = [el.negotiate(caps, peers)], [el.name]
+                caps, peers, pads = [el.negotiate(caps, peers, pads)], [el.name], None
             frames_total = self.elements[0].frames_total() if self.is_source else None
             return {"caps": caps[0], "frames_total": frames_total}
         except ParallaxError as exc:
@@ -91,10 +94,13 @@ class ElementHost:
             return {"error": _describe(exc), "kind": None}
 
     async def connect(self, inputs: dict[str, int], outputs: list[dict[str, Any]],
-                      pool_member: bool = False) -> None:
+                      pool_member: bool = False,
+                      input_pads: dict[str, str] | None = None) -> None:
         self.pool_member = pool_member
         self.reorder = {edge: ReorderBuffer(window) for edge, window in inputs.items()}
+        self.edge_pads = dict(input_pads or {})
         self.senders = [self._sender(o) for o in outputs]
+        self.sender_pads = [o.get("pad", MAIN_PAD) for o in outputs]
 
     def _sender(self, o: dict[str, Any]) -> EdgeSender | PoolDispatcher:
         if "pool" in o:  # the edge into a pool; the pool's own outputs leave from here
@@ -253,16 +259,26 @@ class ElementHost:
                 self._check_abort()
                 continue
             item, ref = resolve(payload)
+            pad = self.edge_pads.get(edge, MAIN_PAD)
             if item is EOS:
                 open_inputs.discard(edge)
+                if open_inputs and not any(self.edge_pads.get(e, MAIN_PAD) == pad
+                                           for e in open_inputs):
+                    self._end_pad(pad)
             elif isinstance(item, Batch):  # the outputs of one item of a pool, in order
                 for one in item:
                     self._emit(self._through(0, [one], time.perf_counter() - arrived), None,
                                None)
             else:
                 waited = time.perf_counter() - arrived
-                self._emit(self._through(0, [item], waited), item, ref)
+                self._emit(self._through(0, [item], waited, pad), item, ref)
             self._release(fut, "ok")
+
+    def _end_pad(self, pad: str) -> None:
+        """One input pad ended while others go on: the element may flush what it held."""
+        el = self.elements[0]
+        self.current = el.name
+        self._emit(self._through(1, el.handle_eos(pad), None), None, None)
 
     def _run_pool_member(self) -> None:
         while not self.stop_requested.is_set():
@@ -285,21 +301,34 @@ class ElementHost:
                           "details": traceback.format_exc()}
                 self._release(fut, (status, Batch()))
 
-    def _through(self, start: int, items: list[Any], latency: float | None) -> list[Any]:
+    def _through(self, start: int, items: list[Any], latency: float | None,
+                 pad: str = MAIN_PAD) -> list[Any]:
         """Pass items through elements[start:], in-process (the fused part of the chain)."""
-        for el in self.elements[start:]:
+        for i, el in enumerate(self.elements[start:], start):
             self.current = el.name
-            items = [out for it in items for out in el.handle(it, latency)]
-            latency = None
+            if i > start and any(isinstance(it, OnPad) for it in items):
+                raise ConfigError(f"'{self.elements[i - 1].name}' produced an item on a pad "
+                                  "other than its main one inside a fused chain")
+            items = [out for it in items for out in el.handle(it, latency, pad)]
+            latency, pad = None, MAIN_PAD
         return items
 
     def _emit(self, items: list[Any], in_item: Any, in_ref: Any) -> None:
         if items:
             self.current = self._sender_owner()
         for item in items:
+            pad = MAIN_PAD
+            if isinstance(item, OnPad):
+                pad, item = item.pad, item.item
             out = Outgoing.wrap(item, in_ref if item is in_item else None)
-            for sender in self.senders:
-                sender.offer(out)
+            sent = False
+            for sender, sender_pad in zip(self.senders, self.sender_pads):
+                if sender_pad == pad:
+                    sender.offer(out)
+                    sent = True
+            if not sent and pad != MAIN_PAD:
+                raise ConfigError(f"'{self._sender_owner()}' produced an item on pad {pad!r}, "
+                                  "which it did not declare in configure()")
             if self.is_source:
                 self._update_signal(self.elements[0])
 

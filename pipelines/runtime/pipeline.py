@@ -21,6 +21,7 @@ from actors import errors
 from actors.element import Element, Placement, Sink
 from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block
+from actors.types import MAIN_PAD, Caps, Pads
 from pipelines.runtime import defaults
 from pipelines.runtime.arena import (
     EdgeBudget,
@@ -81,6 +82,8 @@ class Pipeline:
         self._monitor: Monitor | None = None
         self._results: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.notes: list[str] = []
+        """What the builder chose or dropped, for the user (the CLI prints them)."""
 
     # -- building -------------------------------------------------------------
     def add(self, element: Element, name: str | None = None,
@@ -97,10 +100,15 @@ class Pipeline:
         return element
 
     def link(self, a: Element | str, b: Element | str, window: int | None = None,
-             fuse: bool | None = None) -> Link:
-        """Link ``a``'s output to ``b``'s input with a window of ``window`` credits."""
+             fuse: bool | None = None, pad: str = MAIN_PAD, into: str | None = None) -> Link:
+        """Link ``a``'s output to ``b``'s input with a window of ``window`` credits.
+
+        ``pad`` picks one of ``a``'s outputs (``audio_0`` of a source with audio), and
+        ``into`` names the input of ``b`` it feeds (default: like ``pad``), for elements
+        that take several inputs (a muxer's video and audio).
+        """
         self._require(State.NULL, "link elements")
-        return self.graph.link(a, b, window, fuse)
+        return self.graph.link(a, b, window, fuse, pad, into)
 
     def chain(self, *elements: Element, window: int | None = None) -> Pipeline:
         """Add (if needed) and link elements one after another."""
@@ -331,11 +339,12 @@ class Pipeline:
         caps: dict[str, Any] = {}
         for group in self._groups:
             ins = self.graph.inputs(group[0])
+            caps_in = [self._pad_caps(caps, lk) for lk in ins]
             # Every replica of a pool configures its own copy; they agree, being copies.
             for host in self._pools.get(group[0], [self._host_of[group[0]]]):
                 reply = ray.get(
-                    self._hosts[host].negotiate.remote([caps[lk.producer] for lk in ins],
-                                                       [lk.producer for lk in ins]),
+                    self._hosts[host].negotiate.remote(caps_in, [lk.producer for lk in ins],
+                                                       [lk.input_pad for lk in ins]),
                     timeout=defaults.CONTROL_TIMEOUT_S,
                 )
                 if "error" in reply:
@@ -343,10 +352,39 @@ class Pipeline:
             if reply["frames_total"] is not None:
                 self._frames_total = max(self._frames_total or 0, reply["frames_total"])
             caps[group[-1]] = reply["caps"]
-        self._connect(caps)
+        self._check_pads_linked(caps)
+        self._connect({lk.edge_id: self._pad_caps(caps, lk) for lk in self.graph.links
+                       if lk.producer in caps})  # the rest are fused, inside one host
 
-    def _connect(self, caps: dict[str, Any]) -> None:
+    def _pad_caps(self, caps: dict[str, Any], lk: Link) -> Caps:
+        out = caps[lk.producer]
+        if not isinstance(out, Pads):
+            if lk.pad != MAIN_PAD:
+                raise ConfigError(f"link {lk.edge_id}: '{lk.producer}' has one output; "
+                                  f"link it without pad={lk.pad!r}")
+            return out
+        if lk.pad not in out:
+            raise ConfigError(f"link {lk.edge_id}: '{lk.producer}' has no pad {lk.pad!r}; "
+                              f"its pads are {', '.join(out)}")
+        return out[lk.pad]
+
+    def _check_pads_linked(self, caps: dict[str, Any]) -> None:
+        """An output that nothing takes is a mistake, as GStreamer's not-linked error says."""
+        for producer, out in caps.items():
+            if not isinstance(out, Pads):
+                continue
+            linked = {lk.pad for lk in self.graph.outputs(producer)}
+            for pad, pad_caps in out.items():
+                if pad not in linked:
+                    raise ConfigError(
+                        f"'{producer}' has an output pad {pad!r} ({pad_caps.describe()}) that "
+                        f"nothing is linked to; link it (link(..., pad={pad!r})) or ask the "
+                        "element not to produce it")
+
+    def _connect(self, caps: dict[str, Caps]) -> None:
+        """Wire the hosts; ``caps`` is what each edge carries, by edge id."""
         inputs: dict[str, dict[str, int]] = {h: {} for h in self._hosts}
+        input_pads: dict[str, dict[str, str]] = {h: {} for h in self._hosts}
         outputs: dict[str, list[dict[str, Any]]] = {h: [] for h in self._hosts}
         into_pool: dict[str, dict[str, Any]] = {}
         # Edges into pools first: the edges out of a pool leave from the same host.
@@ -356,11 +394,11 @@ class Pipeline:
             if hp == hc:
                 continue  # fused: called in-process, no credits
             from_source = not self.graph.inputs(lk.producer)
-            window, slot = defaults.default_slot(caps[lk.producer], from_source)
+            window, slot = defaults.default_slot(caps[lk.edge_id], from_source)
             src_el = self.graph.nodes[lk.producer].element
             policy = src_el.flow_policy() if from_source else Block()
             if lk.consumer in self._pools:
-                spec = self._pool_spec(lk, caps[lk.producer], slot)
+                spec = self._pool_spec(lk, caps[lk.edge_id], slot)
                 into_pool[lk.consumer] = spec
                 outputs[hp].append(spec)
                 continue
@@ -372,18 +410,21 @@ class Pipeline:
             else:
                 outputs[hp].append(self._output(lk, hc, window, policy))
             inputs[hc][lk.edge_id] = window
+            input_pads[hc][lk.edge_id] = lk.input_pad
             nodes = (self._node_of[hp]["node_id"], self._node_of[hc]["node_id"])
             self._budget.append(EdgeBudget(lk.edge_id, window, slot, nodes))
             self._edges[lk.edge_id] = EdgeStats(lk.edge_id, lk.producer, lk.consumer, window,
                                                 slot, policy=policy.describe())
         self._arena_reserved = check_budget(self._budget)
         replicas = {h for hosts in self._pools.values() for h in hosts}
-        ray.get([self._hosts[h].connect.remote(inputs[h], outputs[h], h in replicas)
+        ray.get([self._hosts[h].connect.remote(inputs[h], outputs[h], h in replicas,
+                                               input_pads[h])
                  for h in self._hosts], timeout=defaults.CONTROL_TIMEOUT_S)
 
     def _output(self, lk: Link, consumer_host: str, window: int, policy: Any) -> dict[str, Any]:
         return {"edge": lk.edge_id, "consumer": self._hosts[consumer_host],
-                "consumer_name": lk.consumer, "window": window, "policy": policy}
+                "consumer_name": lk.consumer, "window": window, "policy": policy,
+                "pad": lk.pad}
 
     def _pool_spec(self, lk: Link, caps_in: Any, slot: int) -> dict[str, Any]:
         """What a pool's dispatcher needs: its replicas, and how to start replacements."""
@@ -401,6 +442,7 @@ class Pipeline:
         self._edges[lk.edge_id] = EdgeStats(lk.edge_id, lk.producer, pool, total, slot,
                                             policy="Dispatch")
         return {"edge": lk.edge_id, "pool": pool, "window": window, "replicas": replicas,
+                "pad": lk.pad,
                 "caps_in": [caps_in], "upstream": [lk.producer], "downstream": [],
                 "replacement": {"pipeline": self._id, "elements": [node.element],
                                 "placement": node.placement, "start": start_host}}

@@ -1,0 +1,172 @@
+"""Audio: kept in sync on every path, copied or encoded, every stream kept or named.
+
+Inputs carry a white flash and a beep at the start of every second (tests/avsync.py);
+sync is the beep time minus the flash time, measured by decoding the output.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import pytest
+from avsync import (
+    Track,
+    av_offsets,
+    durations,
+    make_av,
+    packet_digests,
+    starts,
+)
+from streams import assert_usage_error, parallax
+
+from actors.errors import ConfigError
+from actors.media.muxing import Interleaver
+from actors.types import Packet
+from pipelines.audio import AudioOptions
+from pipelines.farm import FarmOptions
+from pipelines.outputs import OutputOptions
+from pipelines.transcode import TranscodeOptions, build_transcode
+
+SYNC_S = 0.025  # the issue's bound: within one AAC frame and change
+INPUTS = {
+    "aac.mp4": dict(tracks=(Track("aac", language="eng"), Track("aac", 44100, "mono", "fra"))),
+    "opus.mkv": dict(tracks=(Track("libopus"),), subtitles="fra"),
+    "mp2.ts": dict(tracks=(Track("mp2"),), fmt="mpegts", start_s=1.4, vcodec="mpeg2video"),
+}
+PATHS = {"farm": FarmOptions(workers=2, chunk_duration=1.0), "linear": None}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("av")
+    return {name: make_av(str(d / name), **kw) for name, kw in INPUTS.items()}
+
+
+def transcode(src: str, out: str, farm: FarmOptions | None = None, **kw) -> list[str]:
+    pipeline = build_transcode(TranscodeOptions(src, out, height=180, farm=farm, **kw))
+    pipeline.run(timeout=120)
+    return pipeline.notes
+
+
+def codecs(path: str) -> list[tuple[str, str | None]]:
+    with av.open(path) as c:
+        return [(s.codec_context.codec.canonical_name,
+                 None if s.metadata.get("language") in (None, "und") else s.metadata["language"])
+                for s in c.streams.audio]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name", INPUTS)
+def test_audio_stays_in_sync_on_every_path(ray_session, inputs, tmp_path, name, path):
+    src, out = inputs[name], str(tmp_path / "out.mp4")
+    transcode(src, out, PATHS[path])
+    tracks = len(INPUTS[name]["tracks"])
+    assert len(codecs(out)) == tracks
+    for k in range(tracks):
+        want, got = av_offsets(src, k), av_offsets(out, k)
+        assert len(got) == len(want) == 3, (want, got)  # every flash has its beep
+        assert all(abs(g - w) <= SYNC_S for g, w in zip(got, want)), (want, got)
+    d_in, d_out = durations(src), durations(out)
+    assert abs(d_out["video0"] - d_in["video0"]) < 0.1
+    audio_in = [v for k, v in d_in.items() if k.startswith("audio")]
+    audio_out = [v for k, v in d_out.items() if k.startswith("audio")]
+    assert all(abs(a - b) < 0.1 for a, b in zip(audio_in, audio_out)), (d_in, d_out)
+    if path == "farm":  # the farm starts its output at 0, audio and video shifted together
+        assert starts(out)["video0"] == 0
+        assert all(abs(t) < 0.05 for t in starts(out).values()), starts(out)
+
+
+def test_aac_is_copied_bit_exact_with_its_languages(ray_session, inputs, tmp_path):
+    src, out = inputs["aac.mp4"], str(tmp_path / "out.mp4")
+    notes = transcode(src, out, PATHS["farm"])
+    assert codecs(out) == [("aac", "eng"), ("aac", "fra")]
+    for k in range(2):
+        assert packet_digests(out, k) == packet_digests(src, k)
+    assert "audio stream 1 (aac, eng): copied" in notes
+
+
+def test_opus_is_copied_and_subtitles_are_named(ray_session, inputs, tmp_path):
+    src, out = inputs["opus.mkv"], str(tmp_path / "out.mp4")
+    notes = transcode(src, out, PATHS["farm"])
+    assert codecs(out) == [("opus", None)]
+    assert packet_digests(out) == packet_digests(src)
+    assert any(n.startswith("dropping subtitle stream 2 (subrip, fra)") for n in notes), notes
+
+
+def test_mp2_is_encoded_to_aac(ray_session, inputs, tmp_path):
+    out = str(tmp_path / "out.mp4")
+    notes = transcode(inputs["mp2.ts"], out, PATHS["linear"])
+    assert codecs(out) == [("aac", None)]
+    assert notes == ["audio stream 1 (mp2): encoded to aac at 128 kb/s"]
+
+
+def test_audio_options_pick_streams_and_codecs(ray_session, inputs, tmp_path):
+    out = str(tmp_path / "out.mp4")
+    notes = transcode(inputs["aac.mp4"], out, PATHS["farm"],
+                      audio=AudioOptions("opus", bitrate=96_000, stream=1))
+    assert codecs(out) == [("opus", "fra")]
+    assert "dropping audio stream 1 (aac, eng): not selected by --audio-stream" in notes
+    with av.open(out) as c:
+        assert 80_000 < c.streams.audio[0].codec_context.bit_rate < 115_000  # asked 96k
+    none = str(tmp_path / "none.mp4")
+    transcode(inputs["aac.mp4"], none, PATHS["farm"], audio=AudioOptions("none"))
+    assert codecs(none) == []
+
+
+def test_a_track_that_ends_early_does_not_stall_the_video(ray_session, tmp_path):
+    src = make_av(str(tmp_path / "short.mp4"), seconds=3.0, audio_s=1.0)
+    for path, farm in PATHS.items():
+        out = str(tmp_path / f"{path}.mp4")
+        transcode(src, out, farm)
+        d = durations(out)
+        assert abs(d["video0"] - 3.0) < 0.05 and abs(d["audio1"] - 1.0) < 0.1, (path, d)
+
+
+def test_fragmented_outputs_name_the_audio_they_drop(ray_session, inputs, tmp_path):
+    out = str(tmp_path / "out.m3u8")
+    notes = transcode(inputs["aac.mp4"], out, PATHS["farm"])
+    assert notes[0].startswith("dropping audio stream 1 (aac, eng): fragmented outputs")
+    with pytest.raises(ConfigError, match="--strict"):
+        build_transcode(TranscodeOptions(inputs["aac.mp4"], out, audio=AudioOptions(
+            strict=True), out=OutputOptions()))
+
+
+def test_interleaver_orders_by_decode_time_and_forgets_ended_inputs():
+    il = Interleaver(["src", "audio_0"])
+
+    def pkt(t: int, rate: int) -> Packet:
+        return Packet(b"x", pts=t, dts=t, time_base=Fraction(1, rate))
+
+    v0, v60, v61 = pkt(0, 30), pkt(60, 30), pkt(61, 30)
+    a0, a1 = pkt(0, 48000), pkt(48000, 48000)
+    assert il.push("src", v0) == []  # audio may still come earlier
+    assert il.push("audio_0", a0) == [("src", v0)]
+    assert il.push("audio_0", a1) == []  # the video may still come earlier
+    assert il.push("src", v60) == [("audio_0", a0), ("audio_0", a1)]
+    assert il.end("audio_0") == [("src", v60)]  # an ended input is not waited for
+    assert il.push("src", v61) == [("src", v61)]
+    assert len(il) == 0
+
+
+def test_cli_audio_errors_and_overwrite(inputs, tmp_path):
+    src = inputs["aac.mp4"]
+    out = str(tmp_path / "o.mp4")
+    assert_usage_error(parallax("transcode", src, out, "--audio-stream", "7", cwd=tmp_path),
+                       "--audio-stream 7", "2 audio stream(s)")
+    assert_usage_error(parallax("transcode", src, out, "--audio-bitrate", "0", cwd=tmp_path),
+                       "--audio-bitrate 0")
+    assert_usage_error(parallax("transcode", src, out, "--audio", "mp3", cwd=tmp_path),
+                       "--audio 'mp3'")
+    assert_usage_error(parallax("transcode", inputs["mp2.ts"], out, "--audio", "copy",
+                                cwd=tmp_path), "mp2", "--audio aac")
+    run = parallax("transcode", inputs["opus.mkv"], out, "--workers", "1", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "dropping subtitle stream 2 (subrip, fra)" in run.stderr
+    assert "audio stream 1 (opus): copied" in run.stderr
+    size = (tmp_path / "o.mp4").stat().st_size
+    assert_usage_error(parallax("transcode", src, out, cwd=tmp_path), "exists", "-y")
+    assert (tmp_path / "o.mp4").stat().st_size == size  # untouched
+    assert parallax("transcode", src, out, "-y", "--no-audio", "--workers", "1",
+                    cwd=tmp_path).returncode == 0
+    assert codecs(out) == []
