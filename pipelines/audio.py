@@ -78,8 +78,9 @@ class AudioPlan:
         return tuple(t.stream.index for t in self.tracks)
 
 
-def plan_audio(path: str, output_kind: str, fragmented: bool, opts: AudioOptions) -> AudioPlan:
-    """What to do with each stream of ``path`` (a readable local file) for this output."""
+def plan_audio(path: str, output_kind: str, opts: AudioOptions) -> AudioPlan:
+    """What to do with each stream of ``path`` (a readable local file) for this output
+    (MP4, fragmented MP4, HLS and Zenoh all hold the same audio codecs)."""
     with av.open(path) as container:
         streams = describe_streams(container)
     plan = AudioPlan()
@@ -89,14 +90,16 @@ def plan_audio(path: str, output_kind: str, fragmented: bool, opts: AudioOptions
     for s in streams:
         if s.index == first_video or s in chosen:
             continue
+        if s.type == "audio":  # the user's choice: a note, never an error
+            why = "--no-audio" if opts.mode == "none" else "not selected by --audio-stream"
+            plan.notes.append(f"dropping {s.describe()}: {why}")
+            continue
         why = "only the first video stream is transcoded" if s.type == "video" else \
-            "--no-audio / --audio none" if s.type == "audio" and opts.mode == "none" else \
-            "not selected by --audio-stream" if s.type == "audio" else \
             "Parallax outputs do not carry this kind of stream yet"
-        plan.notes.append(f"dropping {s.describe()}: {why}")
+        _drop(plan, opts, f"dropping {s.describe()}: {why}")
     if not chosen:
         return plan
-    refusal = _output_refusal(output_kind, fragmented)
+    refusal = _output_refusal(output_kind)
     if refusal:
         for s in chosen:
             _drop(plan, opts, f"dropping {s.describe()}: {refusal}")
@@ -124,11 +127,9 @@ def _select(audio: list[StreamInfo], opts: AudioOptions) -> list[StreamInfo]:
     return [audio[opts.stream]]
 
 
-def _output_refusal(kind: str, fragmented: bool) -> str | None:
+def _output_refusal(kind: str) -> str | None:
     if kind == "null":
         return "the output is null"
-    if kind != "mp4" or fragmented:
-        return "fragmented outputs (fMP4, HLS, Zenoh) carry video only so far"
     return None
 
 

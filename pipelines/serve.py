@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from actors.errors import ConfigError, MediaError
-from actors.streaming.fmp4 import codec_string
+from actors.streaming.fmp4 import codecs_string
 from actors.streaming.hls import parse_playlist
 
 log = logging.getLogger("parallax.serve")
@@ -24,7 +24,7 @@ TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/iso.segment",
 
 
 def list_streams(directory: str) -> list[dict[str, str]]:
-    """Playlists in ``directory`` with the codec string of their init segment."""
+    """Playlists in ``directory`` with the codecs of their init segment (every track)."""
     streams = []
     for name in sorted(os.listdir(directory)):
         if not name.endswith(".m3u8") or name.startswith("."):
@@ -34,7 +34,7 @@ def list_streams(directory: str) -> list[dict[str, str]]:
                 playlist = parse_playlist(f.read())
             map_uri = next(s.map_uri for s in playlist.segments)
             with open(os.path.join(directory, os.path.basename(map_uri)), "rb") as f:
-                codec = codec_string(f.read())
+                codec = codecs_string(f.read())
         except (OSError, ValueError, StopIteration, MediaError) as exc:
             log.debug("skipping %s: %s", name, exc)
             continue

@@ -133,8 +133,7 @@ def audio_plan(opts: TranscodeOptions) -> AudioPlan:
     """The audio plan of a file input; a generated input has no audio."""
     if is_testsrc(opts.input):
         return AudioPlan()
-    fragmented = fragment_duration(opts.output, opts.out) is not None
-    return plan_audio(opts.input, output_kind(opts.output), fragmented, opts.audio)
+    return plan_audio(opts.input, output_kind(opts.output), opts.audio)
 
 
 def input_report(pipeline: Pipeline) -> dict[str, Any]:

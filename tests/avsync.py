@@ -174,14 +174,16 @@ def durations(path: str) -> dict[str, float]:
     """Seconds of video and of each audio stream, from their decoded frames."""
     out = {}
     with av.open(path) as c:
-        for st in [c.streams.video[0], *c.streams.audio]:
+        wanted = [(st.type, st.index) for st in [c.streams.video[0], *c.streams.audio]]
+    for kind, index in wanted:
+        with av.open(path) as c:  # a fresh demuxer per stream: fMP4 does not seek back
+            st = c.streams[index]
             first = last = None
             for f in c.decode(st):
                 t = float(f.pts * f.time_base)
                 first = t if first is None else min(first, t)
-                end = t + (f.samples / f.sample_rate if st.type == "audio"
+                end = t + (f.samples / f.sample_rate if kind == "audio"
                            else float(1 / st.average_rate))
                 last = end if last is None else max(last, end)
-            out[f"{st.type}{st.index}"] = (last or 0) - (first or 0)
-            c.seek(0)
+            out[f"{kind}{index}"] = (last or 0) - (first or 0)
     return out

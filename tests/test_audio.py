@@ -6,6 +6,8 @@ sync is the beep time minus the flash time, measured by decoding the output.
 
 from __future__ import annotations
 
+import os
+import threading
 from fractions import Fraction
 
 import av
@@ -19,13 +21,19 @@ from avsync import (
     starts,
 )
 from streams import assert_usage_error, parallax
+from zenoh_helpers import free_endpoint
 
 from actors.errors import ConfigError
 from actors.media.muxing import Interleaver
+from actors.streaming.fmp4 import codecs_string
+from actors.streaming.fmp4_file_sink import Fmp4FileSink
 from actors.types import Packet
+from actors.zenoh.link import ZenohOptions
+from actors.zenoh.zenoh_source import ZenohSource
 from pipelines.audio import AudioOptions
 from pipelines.farm import FarmOptions
 from pipelines.outputs import OutputOptions
+from pipelines.runtime.pipeline import Pipeline
 from pipelines.transcode import TranscodeOptions, build_transcode
 
 SYNC_S = 0.025  # the issue's bound: within one AAC frame and change
@@ -43,8 +51,8 @@ def inputs(tmp_path_factory):
     return {name: make_av(str(d / name), **kw) for name, kw in INPUTS.items()}
 
 
-def transcode(src: str, out: str, farm: FarmOptions | None = None, **kw) -> list[str]:
-    pipeline = build_transcode(TranscodeOptions(src, out, height=180, farm=farm, **kw))
+def transcode(src: str, dst: str, farm: FarmOptions | None = None, **kw) -> list[str]:
+    pipeline = build_transcode(TranscodeOptions(src, dst, height=180, farm=farm, **kw))
     pipeline.run(timeout=120)
     return pipeline.notes
 
@@ -123,13 +131,67 @@ def test_a_track_that_ends_early_does_not_stall_the_video(ray_session, tmp_path)
         assert abs(d["video0"] - 3.0) < 0.05 and abs(d["audio1"] - 1.0) < 0.1, (path, d)
 
 
-def test_fragmented_outputs_name_the_audio_they_drop(ray_session, inputs, tmp_path):
-    out = str(tmp_path / "out.m3u8")
-    notes = transcode(inputs["aac.mp4"], out, PATHS["farm"])
-    assert notes[0].startswith("dropping audio stream 1 (aac, eng): fragmented outputs")
-    with pytest.raises(ConfigError, match="--strict"):
-        build_transcode(TranscodeOptions(inputs["aac.mp4"], out, audio=AudioOptions(
-            strict=True), out=OutputOptions()))
+def concat_hls(playlist: str) -> str:
+    """init + every segment of a VOD playlist, as one fMP4 file a demuxer reads."""
+    d = os.path.dirname(playlist)
+    with open(playlist) as f:
+        lines = f.read().splitlines()
+    init = next(ln.split('URI="')[1].rstrip('"') for ln in lines if ln.startswith("#EXT-X-MAP"))
+    parts = [init, *(ln for ln in lines if ln and not ln.startswith("#"))]
+    out = playlist + ".mp4"
+    with open(out, "wb") as f:
+        for name in parts:
+            with open(os.path.join(d, name), "rb") as part:
+                f.write(part.read())
+    return out
+
+
+def assert_in_sync(src: str, out: str, tracks: int) -> None:
+    assert len(codecs(out)) == tracks
+    for k in range(tracks):
+        want, got = av_offsets(src, k), av_offsets(out, k)
+        assert len(got) == len(want) == 3, (want, got)
+        assert all(abs(g - w) <= SYNC_S for g, w in zip(got, want)), (k, want, got)
+
+
+@pytest.mark.parametrize("output, path", [("out.m3u8", "farm"), ("out.mp4", "linear")])
+def test_fragmented_outputs_carry_the_audio_in_sync(ray_session, inputs, tmp_path, output,
+                                                     path):
+    src, out = inputs["aac.mp4"], str(tmp_path / output)
+    notes = transcode(src, out, PATHS[path], out=OutputOptions(
+        fragment_duration=1.0 if output.endswith(".mp4") else None))
+    assert notes == ["audio stream 1 (aac, eng): copied", "audio stream 2 (aac, fra): copied"]
+    assert_in_sync(src, concat_hls(out) if output.endswith(".m3u8") else out, 2)
+    with open(out if output.endswith(".mp4") else concat_hls(out), "rb") as f:
+        video, *audio = codecs_string(f.read(64 << 10)).split(",")
+    assert video.startswith("avc1.") and audio == ["mp4a.40.2", "mp4a.40.2"]
+
+
+def test_zenoh_carries_both_tracks_to_the_receiver(ray_session, inputs, tmp_path):
+    src, out, endpoint = inputs["mp2.ts"], str(tmp_path / "rx.mp4"), free_endpoint()
+    rx = Pipeline("rx")
+    rx.add(ZenohSource("t/av", zenoh=ZenohOptions(connect=(endpoint,)), init_timeout=60),
+           name="src")
+    rx.add(Fmp4FileSink(out), name="sink")
+    rx.link("src", "sink")
+    receiving = threading.Thread(target=rx.run, kwargs={"timeout": 120})
+    receiving.start()
+    pub = build_transcode(TranscodeOptions(src, "zenoh:t/av", height=180, out=OutputOptions(
+        zenoh=ZenohOptions(listen=(endpoint,)))))
+    pub.run(timeout=120)
+    receiving.join(timeout=120)
+    assert pub.notes == ["audio stream 1 (mp2): encoded to aac at 128 kb/s"]
+    assert rx.results("src")["gaps"] == 0
+    assert_in_sync(src, out, 1)
+
+
+def test_strict_refuses_what_it_would_drop(inputs):
+    with pytest.raises(ConfigError, match=r"dropping audio stream 1 .*the output is null"):
+        build_transcode(TranscodeOptions(inputs["aac.mp4"], "null",
+                                         audio=AudioOptions(strict=True)))
+    with pytest.raises(ConfigError, match="subtitle stream 2"):
+        build_transcode(TranscodeOptions(inputs["opus.mkv"], "out.mp4",
+                                         audio=AudioOptions(strict=True)))
 
 
 def test_interleaver_orders_by_decode_time_and_forgets_ended_inputs():

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from avsync import make_av
 from streams import assert_usage_error, parallax
 
 from pipelines.serve import make_server
@@ -28,8 +29,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 @pytest.fixture(scope="module")
 def hls_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("hls")
-    run = parallax("transcode", "testsrc:duration=6,size=320x240", str(d / "show.m3u8"),
-                   "--quiet", cwd=d)
+    src = make_av(str(tmp_path_factory.mktemp("src") / "show.mp4"), seconds=6.0)
+    run = parallax("transcode", src, str(d / "show.m3u8"), "--quiet", cwd=d)
     assert run.returncode == 0, run.stderr
     return d
 
@@ -54,6 +55,7 @@ def test_streams_api_lists_playlists_with_codecs(server):
     assert status == 200 and len(streams) == 1
     assert streams[0]["playlist"] == "show.m3u8"
     assert streams[0]["codec"].startswith("avc1.")
+    assert streams[0]["codec"].endswith(",mp4a.40.2")  # the sound is in the segments
 
 
 def test_files_types_and_no_listing_or_escape(server):
@@ -77,7 +79,8 @@ def test_serve_bad_input(tmp_path):
 
 PROBE = """(() => {
   const v = document.getElementById('video'), s = document.getElementById('status');
-  return v && s ? JSON.stringify({t: v.currentTime, status: s.textContent}) : null;
+  return v && s ? JSON.stringify({t: v.currentTime, status: s.textContent,
+                                   audio: v.webkitAudioDecodedByteCount || 0}) : null;
 })()"""
 
 
@@ -130,3 +133,4 @@ def test_chromium_plays_the_served_stream(server):
         shutil.rmtree(profile, ignore_errors=True)
     assert seen and seen[-1]["t"] > 2.0, f"video.currentTime never passed 2 s: {seen[-3:]}"
     assert "error" not in seen[-1]["status"], seen[-1]["status"]
+    assert seen[-1]["audio"] > 0, f"no audio was decoded: {seen[-3:]}"

@@ -8,7 +8,7 @@ from actors.errors import ConfigError
 from actors.media.test_pattern import TestPatternSource
 from actors.media.video_rate import VideoRate
 from actors.types import Caps, parse_rate
-from actors.zenoh.link import decode_init_attachment, encode_attachment
+from actors.zenoh.link import InitState, decode_init_attachment, encode_attachment
 from pipelines.transcode import TranscodeOptions, build_transcode, parse_testsrc
 
 
@@ -35,11 +35,14 @@ def test_every_rate_parser_is_the_same_one():
 
 def test_init_attachment_gives_its_time_base_and_seq_or_none():
     raw = encode_attachment(time_base="1/90000", seq=12)
-    assert decode_init_attachment(raw) == (Fraction(1, 90000), 12)
-    assert decode_init_attachment(b'{"v": 1, "seq": -1, "time_base": "x"}') == (None, None)
+    assert decode_init_attachment(raw) == InitState(Fraction(1, 90000), 12, ended=False)
+    ended = encode_attachment(seq=3, ended=True)
+    assert decode_init_attachment(ended) == InitState(None, 3, ended=True)
+    assert decode_init_attachment(b'{"v": 1, "seq": -1, "time_base": "x", "ended": true}') \
+        == InitState()
     for raw in (None, b"\xff\xfe", b"[1]", b"{}", b'{"time_base": "0/1", "seq": true}',
                 b"[" * 3000 + b"]" * 3000, b"x" * 100_000):
-        assert decode_init_attachment(raw) == (None, None)
+        assert decode_init_attachment(raw) == InitState()
 
 
 def test_bare_testsrc_is_a_moving_1080p_pattern_scaled_to_720p(tmp_path):

@@ -245,6 +245,32 @@ def test_a_receiver_that_never_confirms_eos_delays_the_publisher_only_to_its_bou
     assert waited >= 1.0  # it did wait for the receiver, then gave up
 
 
+def test_a_receiver_that_joins_after_the_end_gets_the_cache_and_ends(ray_session, items,
+                                                                      tmp_path):
+    endpoint, gate = free_endpoint(), str(tmp_path / "go")
+    pub = Pipeline("pub")
+    pub.add(GatedSource(items[1:5], gate, caps=segment_caps(items)), name="src")
+    pub.add(ZenohSink("t/after", zenoh=ZenohOptions(listen=(endpoint,)), drain_timeout=60),
+            name="sink")
+    pub.link("src", "sink")
+    pub.start()
+    # Another receiver keeps the publisher up after its end, as a slow one would.
+    other = ZenohOptions(connect=(endpoint,)).open("subscriber")
+    token = other.liveliness().declare_token("t/after/receivers/other")
+    try:
+        time.sleep(0.5)
+        open(gate, "w").close()
+        time.sleep(3)  # every segment and the end of the stream are out
+        rx = receiver("t/after", endpoint, CollectSink(), history=8)
+        rx.run(timeout=60)  # ends: the init reply says the stream has ended
+    finally:
+        token.undeclare()
+        other.close()
+    pub.wait(timeout=60)
+    src = rx.results("src")
+    assert src["delivered"] == 4 and src["gaps"] == 0, src
+
+
 def test_cli_receive_errors(tmp_path):
     assert_usage_error(parallax("receive", "t/x", "out.mp4", cwd=tmp_path), "zenoh:PREFIX")
     assert_usage_error(parallax("receive", "zenoh:t/x", "out.avi", cwd=tmp_path), ".avi")

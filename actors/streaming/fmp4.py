@@ -108,8 +108,9 @@ class BoxSplitter:
         return segments
 
 
-def sample_count(segment: bytes) -> int:
-    """Samples (frames) in a moof+mdat segment, from its trun boxes."""
+def sample_count(segment: bytes, track_id: int | None = None) -> int:
+    """Samples in a moof+mdat segment, from its trun boxes: of track ``track_id`` only
+    (its tfhd's track_ID), or of every track."""
     total = 0
     for moof in iter_boxes(segment):
         if moof.type != b"moof":
@@ -117,22 +118,106 @@ def sample_count(segment: bytes) -> int:
         for traf in iter_boxes(segment, moof.body, moof.end):
             if traf.type != b"traf":
                 continue
+            if track_id is not None:
+                tfhd = find_box(segment, [b"tfhd"], traf.body, traf.end)
+                if tfhd is None or tfhd.body + 8 > tfhd.end or \
+                        struct.unpack_from(">I", segment, tfhd.body + 4)[0] != track_id:
+                    continue
             for trun in iter_boxes(segment, traf.body, traf.end):
                 if trun.type == b"trun" and trun.body + 8 <= trun.end:
                     total += struct.unpack_from(">I", segment, trun.body + 4)[0]
     return total
 
 
+def codecs_string(init: bytes) -> str:
+    """RFC 6381 codecs of every track, video first as muxed: 'avc1.640028,mp4a.40.2'
+    (what a browser's MediaSource and an HLS CODECS attribute want)."""
+    moov = find_box(init, [b"moov"])
+    if moov is None:
+        raise MediaError("init segment lacks its moov box")
+    out = []
+    for trak in iter_boxes(init, moov.body, moov.end):
+        if trak.type != b"trak":
+            continue
+        stsd = find_box(init, [b"mdia", b"minf", b"stbl", b"stsd"], trak.body, trak.end)
+        if stsd is not None:
+            out.append(_entry_codec(init, stsd))
+    if not out:
+        raise MediaError("init segment has no track with a sample description")
+    return ",".join(out)
+
+
+# Audio sample entries: fourcc -> codecs string (mp4a is read from its esds).
+AUDIO_ENTRIES = {"Opus": "opus", "ac-3": "ac-3", "ec-3": "ec-3", "fLaC": "flac",
+                 "alac": "alac", ".mp3": "mp3"}
+AUDIO_ENTRY_FIELDS = 28  # SampleEntry (8) + AudioSampleEntry v0 (20) before child boxes
+
+
+def _audio_codec(init: bytes, entry: Box) -> str:
+    fourcc = entry.type.decode("latin-1")
+    if fourcc != "mp4a":
+        return AUDIO_ENTRIES.get(fourcc, fourcc)
+    esds = find_box(init, [b"esds"], entry.body + AUDIO_ENTRY_FIELDS, entry.end)
+    if esds is None:
+        return "mp4a.40.2"  # AAC-LC, what an mp4a entry without its esds almost always is
+    oti, asc = _esds_config(bytes(init[esds.body + 4: esds.end]))
+    if oti == 0x40 and asc:
+        aot = asc[0] >> 3
+        return f"mp4a.40.{aot}"
+    return f"mp4a.{oti:02X}" if oti is not None else "mp4a.40.2"
+
+
+def _esds_config(buf: bytes) -> tuple[int | None, bytes]:
+    """(objectTypeIndication, DecoderSpecificInfo) from an esds body (ISO 14496-1)."""
+    oti, info, pos = None, b"", 0
+
+    def header(at: int) -> tuple[int, int, int]:
+        tag, size, at = buf[at], 0, at + 1
+        for _ in range(4):  # sizes take 1-4 bytes, 7 bits each
+            if at >= len(buf):
+                break
+            b = buf[at]
+            size, at = (size << 7) | (b & 0x7F), at + 1
+            if not b & 0x80:
+                break
+        return tag, size, at
+
+    while pos + 2 <= len(buf):
+        tag, size, body = header(pos)
+        if tag == 0x03 and body + 3 <= len(buf):  # ES_Descriptor: skip its fields
+            flags, pos = buf[body + 2], body + 3
+            pos += 2 if flags & 0x80 else 0  # dependsOn_ES_ID
+            if flags & 0x40 and pos < len(buf):  # URL
+                pos += 1 + buf[pos]
+            pos += 2 if flags & 0x20 else 0  # OCR_ES_Id
+        elif tag == 0x04 and body + 13 <= len(buf):  # DecoderConfigDescriptor
+            oti, pos = buf[body], body + 13
+        elif tag == 0x05:  # DecoderSpecificInfo
+            info = buf[body: body + size]
+            break
+        else:
+            break
+    return oti, info
+
+
 def codec_string(init: bytes) -> str:
-    """RFC 6381 codec string of the first video track, e.g. 'avc1.640028'."""
+    """RFC 6381 codec string of the first (video) track, e.g. 'avc1.640028'."""
     stsd = find_box(init, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
     if stsd is None or stsd.body + 8 > stsd.end:
         raise MediaError("init segment has no sample description (stsd); it is not fMP4 video")
+    return _entry_codec(init, stsd)
+
+
+def _entry_codec(init: bytes, stsd: Box) -> str:
+    if stsd.body + 8 > stsd.end:
+        raise MediaError("init segment has an empty sample description (stsd)")
     entries = list(iter_boxes(init, stsd.body + 8, stsd.end))
     if not entries:
         raise MediaError("init segment's sample description is empty")
     entry = entries[0]
     fourcc = entry.type.decode("latin-1")
+    if fourcc in AUDIO_ENTRIES or fourcc == "mp4a":
+        return _audio_codec(init, entry)
     # A visual sample entry has 78 bytes of fields before its child boxes.
     children = {b.type: b for b in iter_boxes(init, entry.body + 78, entry.end)}
 

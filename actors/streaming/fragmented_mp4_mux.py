@@ -1,14 +1,16 @@
-"""FragmentedMp4Mux: encoded video in, CMAF-style fMP4 segments out (seed 6.1).
+"""FragmentedMp4Mux: encoded video (and audio) in, CMAF-style fMP4 segments out (seed 6.1).
 
 FFmpeg's mp4 muxer does the muxing, writing into a non-seekable sink; the byte stream is
 cut into the init segment (ftyp+moov) and media segments (moof+mdat) by reading box
-headers. Fragments are cut only on keyframes, at the first one at least
-``fragment_duration`` after the fragment began.
+headers. Fragments are cut only on video keyframes, at the first one at least
+``fragment_duration`` after the fragment began. Audio linked into pads ``audio_N`` is
+muxed into the same fragments (one moof with a traf per track), as HLS players want.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,9 +20,11 @@ import av
 
 from actors.element import Transform
 from actors.errors import ConfigError
-from actors.media.muxing import add_encoded_stream
-from actors.streaming.fmp4 import BoxSplitter, codec_string, sample_count
-from actors.types import ENCODED_VIDEO, Caps, Packet
+from actors.media.muxing import Interleaver, add_audio_stream, add_encoded_stream, decode_time
+from actors.streaming.fmp4 import BoxSplitter, codecs_string, sample_count
+from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
+
+VIDEO_TRACK = 1  # the mp4 muxer numbers tracks from 1 in the order streams were added
 
 MAX_FRAGMENT_DURATION = 60.0  # seconds; longer fragments defeat the point of fragmenting
 
@@ -61,10 +65,12 @@ class FragmentedMp4Mux(Transform):
     """Encoded packets in; one init item, then one item per moof+mdat fragment.
 
     Each item is a Packet whose pts/duration (in the input's time base) span its frames
-    and whose meta holds seq, codec (the RFC 6381 string), samples and init.
+    and whose meta holds seq, codec (the RFC 6381 codecs of every track), samples (video
+    frames) and init.
     """
 
-    accepts = (ENCODED_VIDEO,)
+    accepts = (ENCODED_VIDEO, ENCODED_AUDIO)
+    input_pads = True
 
     def __init__(self, settings: FragmentedMp4MuxSettings | None = None,
                  **options: Any) -> None:
@@ -74,17 +80,27 @@ class FragmentedMp4Mux(Transform):
         self.segments = 0
         self.frames = 0
         self.init_sent = False
+        self.audio: dict[str, Caps] = {}
 
-    def configure(self, caps_in: Caps | None) -> Caps:
+    def configure_pads(self, inputs: dict[str, Caps]) -> Caps:
+        caps_in = inputs.get(MAIN_PAD)
+        if caps_in is None or caps_in.kind != ENCODED_VIDEO:
+            raise ConfigError(f"'{self.name}': link the encoded video to its main pad; it has "
+                              f"{', '.join(sorted(inputs))}")
+        self.audio = {p: inputs[p] for p in sorted(inputs) if p != MAIN_PAD}
+        for pad, caps in self.audio.items():
+            if caps.kind != ENCODED_AUDIO:
+                raise ConfigError(f"'{self.name}': pad {pad!r} takes audio, not "
+                                  f"{caps.describe()}")
         self._open(caps_in)
         init = self.splitter.init
-        self.codec = codec_string(init)
+        self.codec = codecs_string(init)
         return Caps.segments(caps_in, self.codec, init)
 
     def _open(self, caps: Caps) -> None:
         self._close_container()
         s = self.settings
-        flags = "frag_keyframe+empty_moov+default_base_moof+skip_trailer"
+        flags = "frag_keyframe+empty_moov+default_base_moof+skip_trailer+frag_discont"
         if s.cmaf:
             flags += "+cmaf"
         period = float(1 / caps.rate) if caps.rate else 0.0
@@ -94,10 +110,14 @@ class FragmentedMp4Mux(Transform):
         # flush_packets: every fragment reaches the sink as soon as it is cut, instead of
         # waiting in FFmpeg's 32 KiB I/O buffer.
         self.container = av.open(self.out, "w", format="mp4", options={
-            "movflags": flags, "min_frag_duration": str(min_frag_us), "flush_packets": "1"})
+            "movflags": flags, "min_frag_duration": str(min_frag_us), "flush_packets": "1",
+            "avoid_negative_ts": "make_non_negative", "use_editlist": "0"})
         self.stream = add_encoded_stream(self.container, caps)
         if caps.codec in ("h265", "hevc"):
             self.stream.codec_tag = "hvc1"  # what browsers and Apple players expect
+        self.streams = {MAIN_PAD: self.stream, **{
+            pad: add_audio_stream(self.container, c) for pad, c in self.audio.items()}}
+        self.interleave = Interleaver(list(self.streams))
         self.container.start_encoding()
         self.splitter.feed(self.out.take())
         if self.splitter.init is None:
@@ -106,29 +126,52 @@ class FragmentedMp4Mux(Transform):
         self.time_base = caps.time_base or (1 / caps.rate if caps.rate else Fraction(1, 90000))
         self.frame_period = round(1 / (caps.rate * self.time_base)) if caps.rate else 0
         self.pending: deque[tuple[int, int, bool]] = deque()  # (pts, duration, keyframe)
-        self.shift: int | None = None
+        self.shift: Fraction | None = None  # seconds every track is moved by
 
     def start(self) -> None:
         if self.container is None:  # this copy was made after READY
             self._open(self.caps_in)
 
-    def process(self, packet: Packet) -> list[Packet]:
-        if self.shift is None:
-            # The mp4 muxer moves the timeline so that the first dts is 0 (B-frames make it
-            # negative); items carry the moved times so they match what players show.
-            dts = packet.dts if packet.dts is not None else packet.pts or 0
-            self.shift = max(0, -dts)
-        p = av.Packet(packet.data)
-        p.pts, p.dts = packet.pts, packet.dts
-        p.duration = packet.duration or self.frame_period
-        p.time_base, p.stream, p.is_keyframe = packet.time_base, self.stream, packet.keyframe
-        self.pending.append(((packet.pts or 0) + self.shift, p.duration, packet.keyframe))
-        self.container.mux(p)
+    def process_pad(self, pad: str, packet: Packet) -> list[Packet]:
+        for ready_pad, ready in self.interleave.push(pad, packet):
+            self._mux(ready_pad, ready)
         return self._collect()
+
+    def end_pad(self, pad: str) -> list[Packet]:
+        for ready_pad, ready in self.interleave.end(pad):
+            self._mux(ready_pad, ready)
+        return self._collect()
+
+    def _mux(self, pad: str, packet: Packet) -> None:
+        if self.shift is None:
+            # A fragment cannot start before 0, and the mp4 muxer would move each track
+            # that does (B-frames, AAC priming) on its own, which shifts audio against
+            # video. So every track moves by one amount: what the earliest packet (the
+            # interleaver releases it first) needs, in whole video ticks, so that video
+            # times stay exact. Items carry the moved times, as players show them.
+            needed = max(Fraction(0), -decode_time(packet))
+            self.shift = math.ceil(needed / self.time_base) * self.time_base
+        p = av.Packet(packet.data)
+        tb = packet.time_base
+        move = round(self.shift / tb)
+        p.pts = None if packet.pts is None else packet.pts + move
+        p.dts = None if packet.dts is None else packet.dts + move
+        p.time_base, p.stream = tb, self.streams[pad]
+        if pad != MAIN_PAD:
+            p.duration = packet.duration or 0
+            self.container.mux(p)
+            return
+        p.duration = packet.duration or self.frame_period
+        p.is_keyframe = packet.keyframe
+        self.pending.append((round(((packet.pts or 0) * tb + self.shift) / self.time_base),
+                             round(p.duration * tb / self.time_base), packet.keyframe))
+        self.container.mux(p)
 
     def flush(self) -> list[Packet]:
         if self.container is None:
             return []
+        for pad, packet in self.interleave.drain():
+            self._mux(pad, packet)
         self.container.close()  # writes the last fragment
         self.container = None
         return self._collect()
@@ -140,7 +183,7 @@ class FragmentedMp4Mux(Transform):
                               meta={"init": True, "codec": self.codec}))
             self.init_sent = True
         for data in self.splitter.feed(self.out.take()):
-            n = sample_count(data)
+            n = sample_count(data, VIDEO_TRACK)
             frames = [self.pending.popleft() for _ in range(min(n, len(self.pending)))]
             if not self.init_sent:
                 data = self.splitter.init + data
@@ -169,6 +212,7 @@ class FragmentedMp4Mux(Transform):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for key in ("container", "stream", "out", "splitter", "pending"):
+        for key in ("container", "stream", "streams", "out", "splitter", "pending",
+                    "interleave"):
             state[key] = None
         return state

@@ -3,8 +3,10 @@ schema. The layout is a public contract (README, "Zenoh streams"):
 
 - ``{prefix}/init``: a queryable answering with the current init segment; also put
   whenever it changes. Attachment: ``{"v": 1, "init": ID, "codec": STR, "time_base": "N/D",
-  "seq": N}``, N being the segments published so far (a receiver that joins before segment
-  N arrives knows that a missing N is a gap, not the start of its stream).
+  "seq": N, "ended": BOOL}``, N being the segments published so far (a receiver that joins
+  before segment N arrives knows that a missing N is a gap, not the start of its stream),
+  and ``ended`` true once the end of the stream was sent (a receiver that subscribed
+  after it knows that N segments are all there is).
 - ``{prefix}/segment``: one put per media segment. Payload: the moof+mdat bytes.
   Attachment: ``{"v": 1, "seq": INT, "pts": INT, "duration": INT, "time_base": "N/D",
   "keyframe": BOOL, "codec": STR, "init": ID}``. The end of the stream is a put with an
@@ -33,7 +35,7 @@ DEFAULT_ENDPOINT = f"tcp/127.0.0.1:{DEFAULT_PORT}"
 MAX_ATTACHMENT_BYTES = 4096
 MAX_SEGMENT_BYTES = 64 << 20  # 64 MiB: a 2 s fragment at 200 Mbps is 50 MB
 MAX_SEQ = 2**53
-CODEC_RE = re.compile(r"[A-Za-z0-9.]{1,64}")
+CODEC_RE = re.compile(r"[A-Za-z0-9.-]{1,64}(,[A-Za-z0-9.-]{1,64}){0,7}")  # avc1.64001F,mp4a.40.2
 INIT_ID_RE = re.compile(r"[0-9a-f]{16}")
 CONGESTION = ("block", "drop")
 
@@ -170,21 +172,30 @@ def parse_time_base(text: Any) -> Fraction:
     return Fraction(text)
 
 
-def decode_init_attachment(raw: bytes | None) -> tuple[Fraction | None, int | None]:
-    """(time base, segments published so far) from an init reply's attachment; either is
-    None when missing or malformed.
+@dataclass(frozen=True)
+class InitState:
+    """What an init reply's attachment says of the stream (None where it does not say)."""
+
+    time_base: Fraction | None = None
+    seq: int | None = None
+    ended: bool = False
+
+
+def decode_init_attachment(raw: bytes | None) -> InitState:
+    """The stream's state from an init reply's attachment; what is missing or malformed is
+    left unknown.
 
     The init segment itself is authoritative (its mdhd timescale); the attachment only
     refines it, so a missing or malformed one is not an error.
     """
     if raw is None or len(raw) > MAX_ATTACHMENT_BYTES:
-        return None, None
+        return InitState()
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None, None
+        return InitState()
     if not isinstance(doc, dict):
-        return None, None
+        return InitState()
     try:
         time_base = parse_time_base(doc.get("time_base"))
     except BadPayload:
@@ -193,7 +204,7 @@ def decode_init_attachment(raw: bytes | None) -> tuple[Fraction | None, int | No
         seq = _int(doc, "seq", 0, MAX_SEQ, optional=True)
     except BadPayload:
         seq = None
-    return time_base, seq
+    return InitState(time_base, seq, doc.get("ended") is True and seq is not None)
 
 
 def decode_attachment(raw: bytes | None) -> dict[str, Any]:

@@ -62,6 +62,7 @@ class ZenohSink(Sink):
         self.session: Any = None
         self.init: bytes | None = None
         self.init_id = ""
+        self.ended = False
         self.published = 0
         self.bytes = 0
         self.lock = threading.Lock()
@@ -90,7 +91,8 @@ class ZenohSink(Sink):
     def _init_attachment(self) -> bytes:
         caps = self.caps_in
         return encode_attachment(init=self.init_id, codec=caps.codec_string or "",
-                                 time_base=caps.time_base, seq=self.published)
+                                 time_base=caps.time_base, seq=self.published,
+                                 ended=self.ended)
 
     def _answer(self, query: Any) -> None:
         # Runs on a zenoh thread: answer from what is published now, never block.
@@ -128,6 +130,7 @@ class ZenohSink(Sink):
         self.session.put(keys(self.settings.prefix)[1], b"",
                          attachment=encode_attachment(eos=True, seq=self.published),
                          congestion_control=zenoh.CongestionControl.BLOCK)
+        self.ended = True  # init replies now say so, for receivers that subscribe late
         self._await_receivers()
         return ()
 

@@ -106,6 +106,11 @@ class ZenohSource(Source):
         s = self.settings
         if self.session is None:
             self.session = s.zenoh.open("subscriber")
+        if self.token is None:
+            # From now on the publisher waits for us at its end (bounded), so a stream that
+            # ends while this pipeline is still starting is not closed under our feet.
+            self.token = self.session.liveliness().declare_token(
+                f"{receivers_key(s.prefix)}/{self.session.zid()}")
         self.init_key, _ = keys(s.prefix)
         deadline = time.monotonic() + s.init_timeout
         last_error = "no publisher answered"
@@ -135,8 +140,7 @@ class ZenohSource(Source):
     def _accept_init(self, init: bytes, attachment: Any) -> None:
         self.info = read_init(init)
         raw = None if attachment is None else attachment.to_bytes()
-        time_base, self.joined_at = decode_init_attachment(raw)
-        self.time_base = time_base or self.info.time_base
+        self.time_base = decode_init_attachment(raw).time_base or self.info.time_base
         self.init, self.init_ids = init, {init_id(init)}
 
     # -- PLAYING ---------------------------------------------------------------
@@ -150,9 +154,7 @@ class ZenohSource(Source):
         init_key, segment_key = keys(s.prefix)
         self.last_arrival = time.monotonic()
         self.init_sub = self.session.declare_subscriber(init_key, self._on_init)
-        self.token = self.session.liveliness().declare_token(
-            f"{receivers_key(s.prefix)}/{self.session.zid()}")
-        self.joined_at = self._published_now(init_key)
+        self._join(init_key)
         # A direct callback runs on zenoh's receive thread, so when the pipeline lags and
         # the buffer is full, waiting in it stops reading the socket: a BLOCK publisher
         # slows down and a DROP one drops. zenoh-python's default (indirect) callback
@@ -166,13 +168,20 @@ class ZenohSource(Source):
         if self.decoder is not None:
             self.decoder.start()
 
-    def _published_now(self, init_key: str) -> int | None:
-        """The publisher's segment count now that we subscribe: segments from there on
-        reach us, so a missing one is a gap (None if it does not say)."""
+    def _join(self, init_key: str) -> None:
+        """Ask the publisher where the stream is, now that we subscribe: segments from
+        there on reach us, so a missing one is a gap; and if it has already ended, that
+        count is all there is (its end went out before we listened)."""
         for reply in self.session.get(init_key, timeout=2.0):
-            if reply.ok is not None and reply.ok.attachment is not None:
-                return decode_init_attachment(reply.ok.attachment.to_bytes())[1]
-        return None
+            if reply.ok is None or reply.ok.attachment is None:
+                continue
+            state = decode_init_attachment(reply.ok.attachment.to_bytes())
+            with self.cond:
+                self.joined_at = state.seq
+                if state.ended and self.eos_seq is None:
+                    self.eos_seq = state.seq
+                    self._drop_token()
+            return
 
     def _count_bad(self, kind: str, why: str) -> None:
         self.stats[kind] += 1
@@ -262,6 +271,9 @@ class ZenohSource(Source):
 
     def _finished(self) -> bool:
         if self.eos_seq is not None and not self.buffer and not self.ready:
+            if self.next_seq is None and self.eos_seq > 0 and \
+                    time.monotonic() - self.last_arrival < self.settings.reorder_timeout:
+                return False  # joined after the end: the cache's replies are on their way
             if self.next_seq is not None and self.next_seq < self.eos_seq:
                 self.counters.drops += self.eos_seq - self.next_seq
             return True
