@@ -18,11 +18,13 @@ from typing import Any
 
 from actors.errors import ConfigError, MediaError
 from actors.farm import ChunkTranscoder
+from actors.farm.audio_feed import AudioSpec
 from actors.farm.batch_source import BatchPacketSource
 from actors.farm.batch_writer import BatchWriter
 from actors.farm.chunk_store import ChunkStore, lock_dir
 from actors.media.encoders import VideoEncoderConfig
 from actors.media.file_source import open_video
+from pipelines.audio import AudioOptions, plan_audio
 from pipelines.farm import AT_DRIVER, FarmOptions, worker_placement, worker_threads
 from pipelines.runtime.pipeline import Pipeline
 
@@ -71,6 +73,7 @@ def output_names(paths: list[str], output_dir: str) -> dict[str, str]:
 class BatchOptions:
     output_dir: str
     resume: bool = False
+    audio: AudioOptions = field(default_factory=AudioOptions)
 
 
 def settings_id(encoder: VideoEncoderConfig, width: int | None, height: int | None,
@@ -125,6 +128,16 @@ def build_batch(paths: list[str], batch: BatchOptions, encoder: VideoEncoderConf
         if entry:
             done[p] = tuple(entry["chunks"])
     skipped = [p for p in paths if p not in failed and p not in todo]
+    audio, notes = {}, []
+    for p in todo if local else ():
+        try:
+            plan = plan_audio(p, "mp4", batch.audio)
+        except (ConfigError, MediaError) as exc:  # that file's streams: it fails alone
+            failed[p] = str(exc)
+            continue
+        audio[p] = tuple(AudioSpec(t.stream.index, t.action, t.bitrate) for t in plan.tracks)
+        notes += [f"{os.path.basename(p)}: {n}" for n in plan.notes]
+    todo = [p for p in todo if p not in failed]
     if not todo:
         return BatchRun(None, outputs, failed, skipped)
     pipeline = Pipeline("batch", fusion=True)
@@ -136,10 +149,11 @@ def build_batch(paths: list[str], batch: BatchOptions, encoder: VideoEncoderConf
                  name="xcode", replicas=farm.workers,
                  placement=worker_placement(encoder.backend, farm.worker_labels))
     pipeline.add(BatchWriter(output_dir=out_dir, outputs={p: outputs[p] for p in todo},
-                             settings_id=sid, resume=batch.resume), name="writer",
-                 placement=AT_DRIVER)
+                             settings_id=sid, resume=batch.resume, audio=audio),
+                 name="writer", placement=AT_DRIVER)
     pipeline.link("src", "xcode")
     pipeline.link("xcode", "writer")
+    pipeline.notes = notes
     return BatchRun(pipeline, outputs, failed, skipped)
 
 

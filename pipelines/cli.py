@@ -313,7 +313,8 @@ def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
     encoder = VideoEncoderConfig(codec=args.codec, backend=args.encoder, preset=args.preset,
                                  bitrate=parse_bitrate(args.bitrate), crf=args.crf,
                                  gop=args.gop)
-    run = build_batch(paths, BatchOptions(args.output_dir, args.resume), encoder, args.width,
+    run = build_batch(paths, BatchOptions(args.output_dir, args.resume, audio_options(args)),
+                      encoder, args.width,
                       args.height, args.scale_algorithm, args.fps, farm,
                       local=not os.environ.get("RAY_ADDRESS"))
     report: dict[str, Any] = {}
@@ -323,7 +324,8 @@ def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
         return {"batch": report}
 
     if run.pipeline is not None:
-        run_pipeline(run.pipeline, args, "batch", extra=summary)
+        run_pipeline(run.pipeline, args, "batch", extra=summary,
+                     note=f"batch: {len(paths)} file(s) through one pool")
     else:
         summary()
         if args.json:

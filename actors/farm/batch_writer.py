@@ -2,7 +2,9 @@
 
 Encoded chunks arrive in dispatch order, so one file's chunks come in order and the
 files one after another. For each file the writer runs its own ChunkStitcher and Mp4Mux
-(written under a temporary name and renamed when complete, as a single transcode is).
+(written under a temporary name and renamed when complete, as a single transcode is),
+and reads the file's audio itself (it runs where the inputs are), feeding it to the
+muxer beside the stitched video.
 Every new chunk is kept on disk and recorded in the manifest before it is muxed; chunks
 an earlier run kept come back from disk. A file that fails (a worker error, a seam that
 does not fit) is removed and marked failed with its reason; the batch goes on.
@@ -13,16 +15,19 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from actors.element import Sink
 from actors.errors import ParallaxError
+from actors.farm.audio_feed import AudioFeed, AudioSpec
 from actors.farm.chunk import ENCODED_CHUNKS, EncodedChunk
 from actors.farm.chunk_stitcher import ChunkStitcher
 from actors.farm.chunk_store import ChunkStore, lock_dir
+from actors.media.file_source import first_pts
 from actors.media.mp4_mux import Mp4Mux
-from actors.media.muxing import check_output_dir
-from actors.types import Caps
+from actors.media.muxing import check_output_dir, decode_time
+from actors.types import MAIN_PAD, Caps
 
 log = logging.getLogger("parallax.batch_writer")
 
@@ -35,6 +40,8 @@ class BatchWriterSettings:
     settings_id: str = ""
     """What the encoding settings hash to: kept chunks are reused only under the same."""
     resume: bool = False
+    audio: dict[str, tuple[AudioSpec, ...]] = field(default_factory=dict)
+    """Input path -> its audio streams to keep, and how."""
 
 
 class _File:
@@ -42,6 +49,7 @@ class _File:
         self.path, self.output = path, output
         self.stitcher = ChunkStitcher()
         self.mux: Mp4Mux | None = None
+        self.audio: AudioFeed | None = None
         self.failed: str | None = None
         self.chunks = 0
 
@@ -98,15 +106,29 @@ class BatchWriter(Sink):
         else:
             self.store.put(f.path, chunk)
         if f.mux is None:
-            caps = chunk.caps
-            f.stitcher.negotiate([caps], ["pool"])
-            f.mux = Mp4Mux(f.output)
-            f.mux.negotiate([f.stitcher.caps_out], [f.stitcher.name])
-            f.mux.start()
+            self._open_output(f, chunk.caps)
         for p in f.stitcher.handle(chunk):
             f.mux.handle(p)
+            self._feed_audio(f, decode_time(p))
         f.chunks += 1
         self.status[f.path].update(chunks=f.chunks, frames=f.stitcher.frames)
+
+    def _open_output(self, f: _File, caps: Caps) -> None:
+        f.stitcher.negotiate([caps], ["pool"])
+        specs = self.settings.audio.get(f.path, ())
+        if specs:  # moved as the video is: its output starts at 0
+            origin = first_pts(f.path) or 0
+            f.audio = AudioFeed(f.path, specs, origin * caps.time_base)
+        audio = f.audio.caps if f.audio else {}
+        f.mux = Mp4Mux(f.output)
+        f.mux.negotiate([f.stitcher.caps_out, *audio.values()],
+                        [f.stitcher.name, *(["audio"] * len(audio))], [MAIN_PAD, *audio])
+        f.mux.start()
+
+    def _feed_audio(self, f: _File, until: Fraction | None) -> None:
+        if f.audio is not None:
+            for pad, packet in f.audio.until(until):
+                f.mux.handle(packet, pad=pad)
 
     def _end_current(self, unfinished: str | None) -> None:
         f, self.current = self.current, None
@@ -119,9 +141,12 @@ class BatchWriter(Sink):
         if f.failed is None:
             try:
                 f.stitcher.handle_eos()
+                self._feed_audio(f, None)
                 f.mux.handle_eos()
             except (ParallaxError, OSError, ValueError) as exc:
                 self._fail(f, f"finishing the output: {exc}")
+        if f.audio is not None:
+            f.audio.close()
         if f.failed is not None:
             self.store.finish(f.path, "failed", f.failed)
             return
@@ -131,6 +156,8 @@ class BatchWriter(Sink):
 
     def _fail(self, f: _File, reason: str) -> None:
         f.failed = reason
+        if f.audio is not None:
+            f.audio.close()
         if f.mux is not None:
             f.mux.close(False)  # removes the partial output, with a warning
         self.status[f.path].update(state="failed", reason=reason)

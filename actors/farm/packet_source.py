@@ -26,7 +26,7 @@ import av
 from actors.element import Source
 from actors.errors import ConfigError, MediaError
 from actors.farm.chunk import COMPRESSED_CHUNKS, Chunk
-from actors.media.file_source import open_video
+from actors.media.file_source import first_pts, open_video
 from actors.media.streams import AudioDemux
 from actors.types import EOS, Caps, OnPad, Packet, Pads
 
@@ -34,7 +34,6 @@ log = logging.getLogger("parallax.packet_source")
 
 DEFAULT_CHUNK_DURATION = 4.0  # seconds; see bench/README.md ("The farm") for the measurement
 MAX_CHUNK_DURATION = 600.0  # seconds
-ORIGIN_SCAN_PACKETS = 1000  # packets read at READY to find the first presentation time
 MIN_SLOT_BYTES = 1 << 20  # 1 MiB
 
 
@@ -97,28 +96,16 @@ class PacketSource(Source):
 
     def _open(self) -> None:
         self.container, self.stream = open_video(self.settings.path)
-        self.origin = 0 if self.settings.keep_timestamps else self._first_pts()
+        self.origin = 0
+        if not self.settings.keep_timestamps:
+            first = first_pts(self.settings.path)
+            if first is None:
+                raise MediaError(f"input {self.settings.path!r}: its video packets carry no "
+                                 "timestamps, so it cannot be cut into chunks; use --no-chunks")
+            self.origin = first
         if self.settings.audio_streams:
             self.audio = AudioDemux(self.container, self.settings.audio_streams,
                                     self.origin * self.stream.time_base)
-
-    def _first_pts(self) -> int:
-        """The smallest pts of the first GOP: the output's time zero."""
-        first = None
-        keyframes = 0
-        for i, p in enumerate(self.container.demux(self.stream)):
-            if p.pts is None:
-                continue
-            keyframes += p.is_keyframe
-            if keyframes > 1 or i > ORIGIN_SCAN_PACKETS:
-                break
-            first = p.pts if first is None else min(first, p.pts)
-        self.container.close()
-        self.container, self.stream = open_video(self.settings.path)
-        if first is None:
-            raise MediaError(f"input {self.settings.path!r}: its video packets carry no "
-                             "timestamps, so it cannot be cut into chunks; use --no-chunks")
-        return first
 
     def frames_total(self) -> int | None:
         return self.expected

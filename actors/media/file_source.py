@@ -19,6 +19,7 @@ from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame, OnPad, Pads
 log = logging.getLogger("parallax.file_source")
 
 OUTPUT_FORMATS = ("yuv420p", "nv12", "rgba", "bgra")
+ORIGIN_SCAN_PACKETS = 1000  # packets read to find the first presentation time
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class FileSourceSettings:
     audio_streams: tuple[int, ...] = ()
     """Input audio streams (ffmpeg's numbering) whose packets leave, undecoded, on pads
     ``audio_0``, ``audio_1``...; none by default."""
+    keep_timestamps: bool = False
+    """Keep the input's timestamps; by default the output starts at 0, as ffmpeg's does
+    (an MPEG-TS starting at 1.4 s), audio moved by the same amount."""
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in OUTPUT_FORMATS:
@@ -64,6 +68,27 @@ def open_video(path: str) -> tuple[Any, Any]:
     return container, stream
 
 
+def first_pts(path: str) -> int | None:
+    """The smallest pts of the first GOP of ``path``'s video, in its time base: the
+    output's time zero (as ffmpeg starts an output at 0); None if packets carry none."""
+    container, stream = open_video(path)
+    first = None
+    keyframes = 0
+    try:
+        for i, p in enumerate(container.demux(stream)):
+            if p.pts is None:
+                continue
+            keyframes += p.is_keyframe
+            if keyframes > 1 or i > ORIGIN_SCAN_PACKETS:
+                break
+            first = p.pts if first is None else min(first, p.pts)
+    except av.FFmpegError:
+        pass  # a damaged file: what was read decides, and demuxing reports the damage
+    finally:
+        container.close()
+    return first
+
+
 class FileSource(Source):
     """Decodes the first video stream of a file, keeping its timestamps exact; with
     ``audio_streams``, also emits those streams' packets on audio pads."""
@@ -79,6 +104,7 @@ class FileSource(Source):
         self.expected: int | None = None
         self._frames: Iterator[Any] | None = None
         self.audio: AudioDemux | None = None
+        self.origin = 0
 
     def configure(self, caps_in: Caps | None) -> Caps | Pads:
         self.container, self.stream = open_video(self.settings.path)
@@ -89,9 +115,12 @@ class FileSource(Source):
         self.expected = s.frames or (
             round(float(s.duration * s.time_base) * rate) if s.duration else None)
         video = Caps.raw_video(self.format, w, h, rate, time_base=s.time_base)
+        if not self.settings.keep_timestamps:
+            self.origin = first_pts(self.settings.path) or 0
         if not self.settings.audio_streams:
             return video
-        self.audio = AudioDemux(self.container, self.settings.audio_streams, Fraction(0))
+        self.audio = AudioDemux(self.container, self.settings.audio_streams,
+                                self.origin * s.time_base)
         return Pads(src=video, **self.audio.pads())
 
     def _pick_format(self, decoded: str | None, w: int, h: int) -> str:
@@ -123,8 +152,10 @@ class FileSource(Source):
             return vf
         self.decoded += 1
         tb = vf.time_base or self.stream.time_base
+        pts = None if vf.pts is None else vf.pts - round(self.origin * self.stream.time_base
+                                                         / tb)
         return Frame(vf.to_ndarray(format=self.format), self.format, vf.width, vf.height,
-                     pts=vf.pts, time_base=tb, duration=vf.duration or None,
+                     pts=pts, time_base=tb, duration=vf.duration or None,
                      meta={"seq": self.decoded - 1})
 
     def _decode(self) -> Iterator[Any]:
