@@ -59,7 +59,10 @@ def positive_float(text: str) -> float:
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("output (fragmented MP4, HLS and Zenoh)")
+    g = p.add_argument_group("output (MP4, fragmented MP4, HLS and Zenoh)")
+    g.add_argument("--faststart", action="store_true",
+                   help="MP4: put the index first, for playback while downloading (web); "
+                        "off by default: it rewrites the file once more at the end")
     g.add_argument("--fragment-duration", type=positive_float, metavar="S",
                    help="seconds per fMP4 fragment; with .mp4 writes a fragmented MP4 "
                         "(default: 2 for .m3u8, 1 for zenoh:)")
@@ -244,7 +247,8 @@ def output_options(args: argparse.Namespace) -> Any:
     from pipelines.outputs import OutputOptions
 
     return OutputOptions(
-        fragment_duration=getattr(args, "fragment_duration", None), hls_mode=args.hls_mode,
+        fragment_duration=getattr(args, "fragment_duration", None),
+        faststart=getattr(args, "faststart", False), hls_mode=args.hls_mode,
         hls_window=args.hls_window, congestion=getattr(args, "congestion", "block"),
         zenoh=ZenohOptions.load(args.zenoh_config, args.connect, args.listen))
 

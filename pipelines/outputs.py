@@ -40,6 +40,8 @@ def zenoh_prefix(spec: str) -> str | None:
 class OutputOptions:
     fragment_duration: float | None = None
     """Seconds per fMP4 fragment; None: progressive MP4, 2 s HLS, 1 s Zenoh."""
+    faststart: bool = False
+    """Progressive MP4: the index (moov) at the front, for playback while downloading."""
     hls_mode: str = "vod"
     hls_window: int = 6
     zenoh: ZenohOptions = field(default_factory=ZenohOptions)
@@ -85,7 +87,7 @@ def build_output(output: str, opts: OutputOptions) -> list[tuple[str, Element]]:
     if kind == "null":
         return [("mux", NullSink())]
     if frag is None:
-        return [("mux", Mp4Mux(output))]
+        return [("mux", Mp4Mux(output, faststart=opts.faststart))]
     return [("mux", FragmentedMp4Mux(fragment_duration=frag)), ("sink", segment_sink(output, opts))]
 
 

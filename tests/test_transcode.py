@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av
 import pytest
 from media import make_video, probe_video
 
@@ -12,9 +13,11 @@ from actors.errors import MediaError, PipelineError
 from actors.media.mp4_mux import Mp4Mux, partial_path
 from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
+from actors.streaming.fmp4 import iter_boxes
 from actors.testing import StallingPassThrough
 from pipelines import Pipeline
 from pipelines.farm import FarmOptions
+from pipelines.outputs import OutputOptions
 from pipelines.transcode import TranscodeOptions, build_transcode, input_report
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -91,3 +94,15 @@ def test_truncated_matroska_decodes_what_it_can(tmp_path, farm):
 def test_missing_input_is_a_media_error(tmp_path):
     with pytest.raises(MediaError, match="does not exist"):
         build_transcode(TranscodeOptions(str(tmp_path / "nope.mp4"), str(tmp_path / "o.mp4")))
+
+
+@pytest.mark.parametrize("faststart", [False, True])
+def test_h265_is_tagged_hvc1_and_faststart_puts_the_index_first(tmp_path, faststart):
+    src = make_video(str(tmp_path / "in.mp4"), frames=30)
+    out = tmp_path / "out.mp4"
+    build_transcode(TranscodeOptions(str(src), str(out), codec="h265", farm=FarmOptions(
+        workers=1), out=OutputOptions(faststart=faststart))).run(timeout=120)
+    boxes = [b.type for b in iter_boxes(out.read_bytes())]
+    assert (boxes.index(b"moov") < boxes.index(b"mdat")) == faststart, boxes
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.codec_tag == "hvc1"

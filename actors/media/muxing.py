@@ -38,6 +38,8 @@ def add_encoded_stream(container: Any, caps: Caps) -> Any:
         ctx.framerate = caps.rate
     if caps.extradata:
         ctx.extradata = caps.extradata
+    if caps.codec in ("h265", "hevc"):
+        stream.codec_tag = "hvc1"  # Apple players and browsers refuse hev1 in MP4
     return stream
 
 

@@ -113,8 +113,6 @@ class FragmentedMp4Mux(Transform):
             "movflags": flags, "min_frag_duration": str(min_frag_us), "flush_packets": "1",
             "avoid_negative_ts": "make_non_negative", "use_editlist": "0"})
         self.stream = add_encoded_stream(self.container, caps)
-        if caps.codec in ("h265", "hevc"):
-            self.stream.codec_tag = "hvc1"  # what browsers and Apple players expect
         self.streams = {MAIN_PAD: self.stream, **{
             pad: add_audio_stream(self.container, c) for pad, c in self.audio.items()}}
         self.interleave = Interleaver(list(self.streams))
