@@ -141,6 +141,13 @@ class Element:
         """What the driver can ask of this element (``Pipeline.results(name)``)."""
         return None
 
+    def salvage(self) -> str | None:
+        """Run in the driver, on its own copy of the element, after a failed or aborted
+        run: finish what ``close`` could not if this element's process died (an output
+        left half-written). Returns what it did, for the user, or None. Must be safe to
+        call when ``close`` did run."""
+        return None
+
     def placement(self) -> Placement | None:
         """Default placement of this element; ``Pipeline.add(placement=...)`` overrides it."""
         return None

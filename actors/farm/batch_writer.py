@@ -25,7 +25,7 @@ from actors.farm.chunk import ENCODED_CHUNKS, EncodedChunk
 from actors.farm.chunk_stitcher import ChunkStitcher
 from actors.farm.chunk_store import ChunkStore, lock_dir
 from actors.media.file_source import first_pts
-from actors.media.mp4_mux import Mp4Mux
+from actors.media.mp4_mux import Mp4Mux, partial_path
 from actors.media.muxing import check_output_dir, decode_time
 from actors.types import MAIN_PAD, Caps
 
@@ -173,6 +173,19 @@ class BatchWriter(Sink):
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
+
+    def salvage(self) -> str | None:
+        removed = []
+        for output in self.settings.outputs.values():
+            tmp = partial_path(output)
+            if os.path.exists(tmp):
+                os.remove(tmp)
+                removed.append(tmp)
+        if not removed:
+            return None
+        return (f"removed the incomplete output(s) {', '.join(removed)}: the batch writer "
+                "stopped before finishing them; the chunks encoded so far are kept, and "
+                "--resume goes on from them")
 
     def results(self) -> dict[str, Any]:
         encoded = {}

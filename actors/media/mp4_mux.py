@@ -126,6 +126,14 @@ class Mp4Mux(Sink):
             log.warning("removed the incomplete output %s: the pipeline did not finish",
                         self.tmp)
 
+    def salvage(self) -> str | None:
+        tmp = partial_path(self.settings.location)
+        if not os.path.exists(tmp):
+            return None
+        os.remove(tmp)  # a progressive MP4 without its moov plays nowhere
+        return (f"removed the incomplete output {tmp}: its writer '{self.name}' stopped "
+                "before finishing it")
+
     def results(self) -> dict[str, Any]:
         loc = self.settings.location
         return {"location": loc, "packets": self.packets, "audio_packets": self.audio_packets,

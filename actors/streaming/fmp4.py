@@ -77,6 +77,20 @@ def find_box(buf: bytes, path: list[bytes], start: int = 0, end: int | None = No
     return None
 
 
+def complete_prefix(data: bytes) -> tuple[int, int]:
+    """(bytes, fragments) of a fragmented MP4's longest playable prefix: the init segment
+    and every complete moof+mdat (a writer that died leaves a torn one at the end)."""
+    end, fragments, has_init, moof = 0, 0, False, False
+    for box in iter_boxes(data):
+        if box.type == b"moov":
+            has_init, end = True, box.end
+        elif box.type == b"moof":
+            moof = True
+        elif box.type == b"mdat" and moof and has_init:
+            fragments, end, moof = fragments + 1, box.end, False
+    return (end, fragments) if has_init else (0, 0)
+
+
 class BoxSplitter:
     """Cuts the muxer's byte stream into the init segment and moof+mdat media segments."""
 

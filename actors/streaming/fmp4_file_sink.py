@@ -11,6 +11,7 @@ from actors.element import Sink
 from actors.errors import ConfigError
 from actors.media.mp4_mux import MP4_SUFFIXES, partial_path
 from actors.media.muxing import check_output_dir
+from actors.streaming.fmp4 import complete_prefix
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
 log = logging.getLogger("parallax.fmp4_file_sink")
@@ -95,6 +96,25 @@ class Fmp4FileSink(Sink):
             os.remove(self.tmp)
             log.warning("removed the incomplete output %s: no fragment was complete",
                         self.tmp)
+
+    def salvage(self) -> str | None:
+        """Keep the complete fragments of a file whose writer died mid-write."""
+        loc = self.settings.location
+        tmp = partial_path(loc)
+        if not os.path.exists(tmp):
+            return None
+        with open(tmp, "rb") as f:
+            data = f.read()
+        keep, fragments = complete_prefix(data)
+        if not fragments:
+            os.remove(tmp)
+            return f"removed the incomplete output {tmp}: no fragment of it was complete"
+        with open(tmp, "r+b") as f:
+            f.truncate(keep)
+        os.replace(tmp, loc)
+        return (f"kept {fragments} complete fragment(s) of {loc} ({keep} of {len(data)} "
+                f"bytes): its writer '{self.name}' stopped before the end; it plays up to "
+                "there")
 
     def results(self) -> dict[str, Any]:
         return {"location": self.settings.location, "segments": self.segments,

@@ -32,7 +32,13 @@ from pipelines.runtime.arena import (
 from pipelines.runtime.connection import ensure_ray, start_log_forwarding
 from pipelines.runtime.graph import AUTO, Graph, Link
 from pipelines.runtime.monitor import Monitor, Topology
-from pipelines.runtime.placement import auto_replicas, spread_nodes, start_host, wait_placed
+from pipelines.runtime.placement import (
+    auto_replicas,
+    spread_nodes,
+    start_host,
+    wait_gone,
+    wait_placed,
+)
 from pipelines.runtime.stats import EdgeStats, ElementStats, PipelineStats, Progress
 
 log = logging.getLogger("parallax.pipeline")
@@ -84,6 +90,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self.notes: list[str] = []
         """What the builder chose or dropped, for the user (the CLI prints them)."""
+        self.salvaged: list[str] = []
+        """What the driver did to outputs whose writer could not finish them."""
 
     # -- building -------------------------------------------------------------
     def add(self, element: Element, name: str | None = None,
@@ -455,9 +463,11 @@ class Pipeline:
             if not self._hosts:
                 self.state = State.NULL
                 return
+            clean = False
             if self._monitor is not None:
                 self._monitor.shutdown()
                 self._results = self._monitor.results
+                clean = self._monitor.finished.is_set() and self._monitor.error is None
             for h in self._hosts.values():
                 try:
                     ray.kill(h, no_restart=True)
@@ -465,6 +475,23 @@ class Pipeline:
                     log.debug("kill failed", exc_info=True)
             self._hosts.clear()
             self.state = State.NULL
+            if not clean:
+                self._salvage()
+
+    def _salvage(self) -> None:
+        """A run that did not finish: outputs whose writer died (or was killed just now)
+        are finished here, where the paths are known, since the dying process could not."""
+        here = ray.get_runtime_context().get_node_id()
+        wait_gone([info["pid"] for info in self._node_of.values()
+                   if info.get("node_id") == here], defaults.CONTROL_TIMEOUT_S / 10)
+        for name, node in self.graph.nodes.items():
+            try:
+                did = node.element.salvage()
+            except OSError as exc:
+                did = f"could not clean up after '{name}': {exc}"
+            if did:
+                self.salvaged.append(did)
+                log.warning("%s", did)
 
 
 def _setup_error(reply: dict[str, Any], host: str) -> Exception:

@@ -9,7 +9,9 @@ cannot see (resources all taken, nodes still joining).
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import time
 from typing import Any
 
 import ray
@@ -168,3 +170,18 @@ def wait_placed(hosts: dict[str, Any], placements: dict[str, Placement],
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PipelineError(name, f"failed to start: {first}") from exc
     return info
+
+
+def wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait (bounded) until these local processes have exited, so that none still writes
+    to a file the driver is about to finish."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:  # not ours to signal: assume it lives on
+                pass
+            time.sleep(0.05)

@@ -1,0 +1,87 @@
+"""The process writing the output is killed mid-run, as a user's trial would: SIGKILL of
+the process that holds the output's ``.part`` open. The driver finishes what the dead
+writer could not: a progressive MP4 is removed, a fragmented one keeps its complete
+fragments, and the user is told either way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import pytest
+from test_batch import descendants
+
+from actors.streaming.fmp4 import complete_prefix
+
+LIVE_SOURCE = "testsrc:duration=60,size=320x240,live=1"  # paced: a minute unless killed
+
+
+def holder(root: int, path: Path) -> int | None:
+    """The process under ``root`` that has ``path`` open."""
+    for pid in descendants(root):
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            for fd in os.listdir(fd_dir):
+                if os.readlink(os.path.join(fd_dir, fd)) == str(path):
+                    return pid
+        except OSError:  # gone, or not ours to read
+            continue
+    return None
+
+
+def fragments(path: Path) -> int:
+    try:
+        return complete_prefix(path.read_bytes())[1]
+    except OSError:
+        return 0
+
+
+def kill_writer(tmp_path: Path, *extra: str, ready: Callable[[Path], bool]) -> tuple[int, str]:
+    out, part = tmp_path / "out.mp4", tmp_path / ".out.mp4.part"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "transcode", LIVE_SOURCE,
+                            str(out), "--quiet", *extra], stderr=subprocess.PIPE, text=True,
+                           env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            victim = holder(run.pid, part) if part.exists() else None
+        assert victim, "no process held the .part open within 60 s"
+        while not ready(part) and time.monotonic() < deadline:
+            time.sleep(0.1)  # until some output is written
+        os.kill(victim, signal.SIGKILL)
+        _, err = run.communicate(timeout=120)
+        return run.returncode, err
+    finally:
+        run.kill()
+
+
+def test_a_killed_progressive_writer_leaves_no_part_and_says_so(tmp_path):
+    t0 = time.monotonic()  # static bars encode to a few bytes a frame: wait, not count
+    code, err = kill_writer(tmp_path, ready=lambda part: time.monotonic() - t0 > 8)
+    assert code == 1, err
+    assert "removed the incomplete output" in err and ".out.mp4.part" in err, err
+    assert "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == []  # neither out.mp4 nor its .part
+
+
+def test_a_killed_fragmented_writer_keeps_its_complete_fragments(tmp_path):
+    code, err = kill_writer(tmp_path, "--fragment-duration", "1",
+                            ready=lambda part: fragments(part) >= 3)
+    assert code == 1, err
+    assert "complete fragment(s) of" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["out.mp4"]
+    kept = int(err.split("kept ")[1].split(" complete")[0])
+    assert kept >= 3
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    # Each fragment holds one second (30 frames); the torn last one was cut off cleanly.
+    assert frames == pytest.approx(kept * 30, abs=30), (frames, kept)
