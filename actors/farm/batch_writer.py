@@ -190,5 +190,7 @@ class BatchWriter(Sink):
     def results(self) -> dict[str, Any]:
         encoded = {}
         if self.store is not None:
-            encoded = {p: e.get("encoded", 0) for p, e in self.store.files.items()}
+            # This run's files only: a file an earlier run finished keeps its old count.
+            encoded = {p: e.get("encoded", 0) for p, e in self.store.files.items()
+                       if p in self.settings.outputs}
         return {"files": self.status, "encoded": encoded}

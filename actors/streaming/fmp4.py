@@ -301,8 +301,12 @@ def read_init(init: bytes) -> InitInfo:
                 raise MediaError("init segment has no video track")
             s = container.streams.video[0]
             ctx: Any = s.codec_context
+            if ctx is None or not ctx.width or not ctx.height:
+                raise MediaError("init segment's video track has no codec or size FFmpeg "
+                                 "can read")
             rate = s.average_rate or s.guessed_rate
             return InitInfo(ctx.name, cstr, ctx.width, ctx.height,
                             Fraction(rate) if rate else None, s.time_base)
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        # UnicodeDecodeError: PyAV decodes the boxes' strings (handler names) as UTF-8.
         raise MediaError(f"init segment does not parse: {exc}") from None

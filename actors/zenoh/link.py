@@ -215,8 +215,8 @@ def decode_attachment(raw: bytes | None) -> dict[str, Any]:
         raise BadPayload(f"attachment of {len(raw)} bytes exceeds {MAX_ATTACHMENT_BYTES}")
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadPayload("attachment is not JSON") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BadPayload("attachment is not JSON (or nested too deep)") from None
     if not isinstance(doc, dict) or doc.get("v") != SCHEMA_VERSION:
         raise BadPayload(f"attachment is not a version {SCHEMA_VERSION} object")
     if doc.get("eos") is True:

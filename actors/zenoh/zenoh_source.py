@@ -191,11 +191,12 @@ class ZenohSource(Source):
                         kind.replace("_", " "), n, why)
 
     def _on_init(self, sample: Any) -> None:
-        data = sample.payload.to_bytes()
+        # A zenoh thread, fed by the network: nothing may raise here, whatever arrives.
         try:
+            data = sample.payload.to_bytes()
             read_init(data)
-        except MediaError as exc:
-            self._count_bad("bad_init", str(exc))
+        except Exception as exc:  # MediaError, and anything a parser did not foresee
+            self._count_bad("bad_init", f"{type(exc).__name__}: {exc}")
             return
         with self.cond:
             if data != self.init:
@@ -211,8 +212,9 @@ class ZenohSource(Source):
             if not meta["eos"] and not 0 < len(payload) <= self.settings.max_segment_bytes:
                 raise BadPayload(f"payload of {len(payload)} bytes (limit "
                                  f"{self.settings.max_segment_bytes})")
-        except BadPayload as exc:
-            self._count_bad("malformed", str(exc))
+        except Exception as exc:  # BadPayload, and anything a parser did not foresee
+            self._count_bad("malformed", str(exc) if isinstance(exc, BadPayload)
+                            else f"{type(exc).__name__}: {exc}")
             return
         with self.cond:
             self.last_arrival = time.monotonic()
