@@ -10,6 +10,7 @@ from actors.media.video_encoder import VideoEncoder
 from actors.media.video_scaler import VideoScaler
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.runtime.pipeline import Pipeline
+from pipelines.transcode import check_encoder_options
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class RecordOptions:
 
 def build_record(opts: RecordOptions) -> Pipeline:
     """Capture keeps its own host, so grabbing overlaps encoding; the rest is fused."""
+    if opts.preset is not None:  # a rejected preset fails now, not after Ray starts
+        check_encoder_options(VideoCodec.parse(opts.codec), EncoderBackend.parse(opts.encoder),
+                              opts.preset, None)
     return add_job(Pipeline("record", fusion=True), [
         ("src", ScreenCaptureSource(monitor=opts.monitor, region=opts.region, fps=opts.fps,
                                     duration=opts.duration, display=opts.display)),

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import av
+
 from actors.element import Element, Source
 from actors.errors import ConfigError
 from actors.media.encoders import EncoderBackend, VideoCodec, VideoEncoderConfig
-from actors.media.encoders.factory import precheck
+from actors.media.encoders.factory import precheck, try_encode
+from actors.media.encoders.pyav_backend import X264_PRESETS
 from actors.media.file_source import FileSource, open_video
 from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
@@ -120,6 +123,27 @@ class TranscodeOptions:
         EncoderBackend.parse(self.encoder)
 
 
+def check_encoder_options(codec: VideoCodec, backend: EncoderBackend, preset: str | None,
+                          crf: int | None) -> None:
+    """Open the encoder once, tiny, with the user's preset and quality, before any actor
+    starts: a rejected option is an error now, with its cause first. Auto is checked
+    against the software encoder, whose x264-style names every backend maps from."""
+    if preset is not None and not (preset in X264_PRESETS or preset == "placebo"
+                                   or re.fullmatch(r"p?\d{1,2}", preset)):
+        raise ConfigError(f"--preset {preset!r}: unknown; use one of {', '.join(X264_PRESETS)}"
+                          " (each backend maps them onto its own scale), or the encoder's "
+                          "own number (SVT-AV1 0-13, NVENC p1-p7)")
+    probe_backend = EncoderBackend.Software if backend is EncoderBackend.Auto else backend
+    with av.logging.Capture():  # the encoder's own complaint is in `reason`; print it once
+        reason = try_encode(VideoEncoderConfig(codec=codec, backend=probe_backend,
+                                               preset=preset, crf=crf, framerate=30),
+                            probe_backend)
+    if reason:
+        given = " ".join(f for f in (f"--preset {preset}" if preset else "",
+                                     f"--crf {crf}" if crf is not None else "") if f)
+        raise ConfigError(f"{given}: the {codec.value} encoder refuses it ({reason})")
+
+
 def make_source(spec: str, local: bool, audio: AudioPlan | None = None) -> Source:
     if is_testsrc(spec):
         return parse_testsrc(spec)
@@ -172,6 +196,8 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
         reason = precheck(backend, codec)
         if reason:
             raise ConfigError(f"--encoder {backend.value}: {reason}")
+    if opts.preset is not None or opts.crf is not None:
+        check_encoder_options(codec, backend, opts.preset, opts.crf)
     farm, _ = transcode_path(opts)
     if not is_testsrc(opts.input):
         # The source runs on this (the driver's) node, so the file is read here, for

@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import pytest
 from media import make_video, probe_video
+from streams import assert_usage_error, parallax
 
 from actors.errors import MediaError, PipelineError
 from actors.media.mp4_mux import Mp4Mux, partial_path
@@ -106,3 +107,12 @@ def test_h265_is_tagged_hvc1_and_faststart_puts_the_index_first(tmp_path, fastst
     assert (boxes.index(b"moov") < boxes.index(b"mdat")) == faststart, boxes
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.codec_tag == "hvc1"
+
+
+def test_a_bad_preset_fails_before_ray_starts_with_its_cause_first(tmp_path):
+    src = make_video(str(tmp_path / "in.mp4"), frames=10)
+    assert_usage_error(parallax("transcode", str(src), "out.mp4", "--preset", "slowest",
+                                cwd=tmp_path), "--preset 'slowest': unknown", "veryslow")
+    assert_usage_error(parallax("record", "out.mp4", "--preset", "fastest", cwd=tmp_path),
+                       "--preset 'fastest'")
+    assert not (tmp_path / "out.mp4").exists()
