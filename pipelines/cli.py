@@ -348,7 +348,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                          args.display, output_options(args))
     # --duration counts capture ticks from the first frame, so Ray's start-up is not
     # part of the recording and the frame count is exact.
-    return run_pipeline(build_record(opts), args, "record", live_stats=True)
+    return run_pipeline(build_record(opts), args, "record", live_stats=True, live=True)
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
@@ -368,7 +368,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
                              idle_timeout=args.idle_timeout), name="src")
     pipeline.add(segment_sink(args.output, opts), name="sink")
     pipeline.link("src", "sink")
-    code = run_pipeline(pipeline, args, "receive", duration=args.duration)
+    code = run_pipeline(pipeline, args, "receive", duration=args.duration, live=True)
     src = pipeline.results("src") or {}
     problems = {k: src.get(k) for k in ("gaps", "malformed", "mismatched", "bad_init")
                 if src.get(k)}
@@ -380,7 +380,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
                  duration: float | None = None, live_stats: bool = False,
-                 extra: Any = None, note: str | None = None) -> int:
+                 extra: Any = None, note: str | None = None, live: bool = False) -> int:
     """Run with a display; Ctrl-C or ``duration`` ends the stream so outputs finalize.
 
     Live jobs (record) show the per-element stats table by default, file jobs a progress
@@ -406,8 +406,11 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         display = ProgressDisplay(sys.stderr, title)
     previous = signal.getsignal(signal.SIGINT)
 
+    interrupted = threading.Event()
+
     def interrupt(signum: int, frame: Any) -> None:  # first Ctrl-C drains, the second aborts
         signal.signal(signal.SIGINT, previous)
+        interrupted.set()
         print("\ninterrupted: finishing the output (Ctrl-C again to abort)", file=sys.stderr)
         pipeline.end_stream()
 
@@ -440,7 +443,9 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
               file=args.json_out, flush=True)
     elif extra:
         extra()
-    return EXIT_OK
+    # A file job cut short says so; for live jobs (record, receive) Ctrl-C is the way to
+    # stop, and what was captured is complete.
+    return EXIT_INTERRUPTED if interrupted.is_set() and not live else EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

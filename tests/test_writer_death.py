@@ -85,3 +85,25 @@ def test_a_killed_fragmented_writer_keeps_its_complete_fragments(tmp_path):
         frames = sum(1 for _ in c.decode(video=0))
     # Each fragment holds one second (30 frames); the torn last one was cut off cleanly.
     assert frames == pytest.approx(kept * 30, abs=30), (frames, kept)
+
+
+def test_ctrl_c_mid_transcode_finishes_the_output_and_exits_130(tmp_path):
+    out = tmp_path / "out.mp4"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "transcode", LIVE_SOURCE,
+                            str(out), "--stats-json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        for line in run.stdout:  # one JSON line a second once it plays
+            if '"frames": ' in line and int(line.split('"frames": ')[1].split(",")[0]) >= 60:
+                break
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 130, err
+    assert "interrupted: finishing the output" in err and "Traceback" not in err
+    with av.open(str(out)) as c:  # finalized: a progressive MP4 with its index
+        frames = sum(1 for _ in c.decode(video=0))
+    assert 60 <= frames < 60 * 30
+    assert sorted(os.listdir(tmp_path)) == ["out.mp4"]

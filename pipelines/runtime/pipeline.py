@@ -90,6 +90,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self.notes: list[str] = []
         """What the builder chose or dropped, for the user (the CLI prints them)."""
+        self._end_requested = False
         self.salvaged: list[str] = []
         """What the driver did to outputs whose writer could not finish them."""
 
@@ -163,6 +164,8 @@ class Pipeline:
             self._monitor.start()
             self.state = State.PLAYING
             start_log_forwarding()  # the embedded Ray defers it off the start-up path
+            if self._end_requested:
+                self.end_stream()
         elif self.state is State.PAUSED:
             self.resume()
         return self
@@ -189,6 +192,7 @@ class Pipeline:
 
         Safe from a signal handler or a timer thread; ``wait()`` then sees the end.
         """
+        self._end_requested = True  # before PLAYING: start() ends it as soon as it plays
         if self._monitor is not None:
             for h in self._source_hosts():
                 h.stop.remote(True)
