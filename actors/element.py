@@ -148,6 +148,11 @@ class Element:
         call when ``close`` did run."""
         return None
 
+    def ready_timeout(self) -> float:
+        """Seconds ``configure`` may legitimately wait (a network source looking for its
+        publisher); the runtime's negotiation waits that much longer."""
+        return 0.0
+
     def placement(self) -> Placement | None:
         """Default placement of this element; ``Pipeline.add(placement=...)`` overrides it."""
         return None

@@ -372,9 +372,10 @@ def cmd_receive(args: argparse.Namespace) -> int:
     src = pipeline.results("src") or {}
     problems = {k: src.get(k) for k in ("gaps", "malformed", "mismatched", "bad_init")
                 if src.get(k)}
-    if problems:
-        print("warning: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in
-                                      problems.items()), file=sys.stderr)
+    if problems:  # the output holds what was good; the exit code says it is not all
+        print("error: the stream was damaged: " + ", ".join(
+            f"{v} {k.replace('_', ' ')}" for k, v in problems.items()), file=sys.stderr)
+        return EXIT_FAILED if code == EXIT_OK else code
     return code
 
 

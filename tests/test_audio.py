@@ -170,15 +170,16 @@ def test_fragmented_outputs_carry_the_audio_in_sync(ray_session, inputs, tmp_pat
 
 def test_zenoh_carries_both_tracks_to_the_receiver(ray_session, inputs, tmp_path):
     src, out, endpoint = inputs["mp2.ts"], str(tmp_path / "rx.mp4"), free_endpoint()
+    pub = build_transcode(TranscodeOptions(src, "zenoh:t/av", height=180, out=OutputOptions(
+        zenoh=ZenohOptions(listen=(endpoint,)))))
+    pub.prepare()  # placed and negotiated: it starts publishing within a moment of start()
     rx = Pipeline("rx")
     rx.add(ZenohSource("t/av", zenoh=ZenohOptions(connect=(endpoint,)), init_timeout=60),
            name="src")
     rx.add(Fmp4FileSink(out), name="sink")
     rx.link("src", "sink")
     receiving = threading.Thread(target=rx.run, kwargs={"timeout": 120})
-    receiving.start()
-    pub = build_transcode(TranscodeOptions(src, "zenoh:t/av", height=180, out=OutputOptions(
-        zenoh=ZenohOptions(listen=(endpoint,)))))
+    receiving.start()  # it finds the publisher when that plays, and holds it until its end
     pub.run(timeout=120)
     receiving.join(timeout=120)
     assert pub.notes == ["audio stream 1 (mp2): encoded to aac at 128 kb/s"]

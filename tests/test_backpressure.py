@@ -25,6 +25,9 @@ def two_stage(source, sink, window):
     return p
 
 
+SMALL_OBJECTS = 64 << 10  # bytes of store the frames do not account for
+
+
 def test_block_holds_a_fast_source_back():
     p = two_stage(ListSource([FRAME], repeat=150), CollectSink(keep=False, delay_s=0.01), 4)
     stats = p.run(timeout=120)
@@ -35,8 +38,9 @@ def test_block_holds_a_fast_source_back():
     # The sink needs >= 1.5 s for 150 items; a free-running source would need ~0.1 s.
     assert stats.elements["src"].blocked_time > 0.8
     # Object store: the window bounds what exists at once, plus one being put and the
-    # few that Ray has released but frees in its next batch (every 20 ms here).
-    assert 0 < stats.memory_peak <= (4 + 4) * FRAME.nbytes
+    # few that Ray has released but frees in its next batch (every 20 ms here); the
+    # store also holds small call results of its own (a few KB; CI saw 3.8 KB over).
+    assert 0 < stats.memory_peak <= (4 + 4) * FRAME.nbytes + SMALL_OBJECTS
     assert stats.memory_spilled == 0
 
 

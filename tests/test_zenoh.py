@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from streams import assert_usage_error, decode_bytes, make_segments, parallax
 from zenoh_helpers import GatedSource, RawPublisher, free_endpoint
 
 from actors.errors import ConfigError, MediaError, PipelineError
+from actors.streaming.fmp4 import iter_boxes
 from actors.streaming.fmp4_file_sink import Fmp4FileSink
 from actors.testing import CollectSink
 from actors.types import Caps, Packet
@@ -24,6 +26,7 @@ from actors.zenoh.link import (
     check_prefix,
     decode_attachment,
     encode_attachment,
+    keys,
 )
 from actors.zenoh.zenoh_sink import ZenohSink
 from actors.zenoh.zenoh_source import ZenohSource
@@ -138,6 +141,41 @@ def test_malformed_out_of_order_and_missing_segments_are_counted(ray_session, it
     assert times == sorted(times)  # delivered in seq order despite arrival order
 
 
+def test_a_third_peer_cannot_corrupt_or_cut_the_stream_short(ray_session, items, tmp_path):
+    endpoint, out = free_endpoint(), tmp_path / "rx.mp4"
+    pub = RawPublisher("t/forged", endpoint, items[0].data)
+    forger = ZenohOptions(connect=(endpoint,)).open("subscriber")  # another session
+    _, segment_key = keys("t/forged")
+
+    def forge(payload: bytes, **fields) -> None:
+        forger.put(segment_key, payload, attachment=encode_attachment(**{
+            **GOOD, "init": pub.id, **fields}))
+
+    try:
+        rx = receiver("t/forged", endpoint, Fmp4FileSink(str(out)), reorder_timeout=0.5)
+        rx.start()
+        pub.wait_for_subscriber()
+        media = items[1:]
+        for seq in range(3):
+            pub.segment(media[seq], seq)
+        time.sleep(0.5)
+        forge(os.urandom(5000), seq=3)                 # garbage under a valid attachment
+        forge(media[3].data[:-100], seq=3)             # a torn segment
+        forge(media[3].data, seq=10**12)               # a jump that would make 10^12 gaps
+        forge(b"", eos=True, seq=1)                    # an end before what was received
+        time.sleep(0.5)
+        for seq in range(3, 7):
+            pub.segment(media[seq], seq)
+        pub.eos(7)
+        rx.wait(timeout=60)
+    finally:
+        forger.close()
+        pub.close()
+    r = rx.results("src")
+    assert r["malformed"] == 4 and r["gaps"] == 0 and r["delivered"] == 7, r
+    assert len(decode_bytes(out.read_bytes())) == 7 * 30  # nothing forged was written
+
+
 def test_no_publisher_is_a_clear_error(ray_session, tmp_path):
     rx = receiver("t/none", free_endpoint(), CollectSink(), init_timeout=1.0)
     with pytest.raises((PipelineError, MediaError), match="no publisher on zenoh:t/none"):
@@ -190,11 +228,20 @@ def test_late_joiner_gets_the_init_and_decodes_from_its_first_segment(ray_sessio
     assert src["delivered"] < pub.results("sink")["segments"]
 
 
+def padded(segment: bytes, size: int) -> bytes:
+    """A segment's moof with an mdat of ``size`` random bytes: big, and still shaped as a
+    segment (receivers check the boxes, not what the samples hold)."""
+    moof = next(b for b in iter_boxes(segment) if b.type == b"moof")
+    return segment[moof.start:moof.end] + struct.pack(">I4s", 8 + size, b"mdat") + \
+        os.urandom(size)
+
+
 @pytest.mark.parametrize("congestion", ["block", "drop"])
 def test_block_against_drop_under_a_slow_receiver(ray_session, items, tmp_path, congestion):
     endpoint, gate = free_endpoint(), str(tmp_path / "go")
-    big = [Packet(os.urandom(1 << 20), pts=i * 30, duration=30, time_base=items[1].time_base,
-                  keyframe=True, meta={"codec": items[0].meta["codec"]}) for i in range(40)]
+    big = [Packet(padded(items[1].data, 1 << 20), pts=i * 30, duration=30,
+                  time_base=items[1].time_base, keyframe=True,
+                  meta={"codec": items[0].meta["codec"]}) for i in range(40)]
     pub = Pipeline("pub")
     pub.add(GatedSource(big, gate, caps=segment_caps(items)), name="src")
     pub.add(ZenohSink("t/cc", zenoh=ZenohOptions(listen=(endpoint,)), congestion=congestion,

@@ -77,6 +77,26 @@ def find_box(buf: bytes, path: list[bytes], start: int = 0, end: int | None = No
     return None
 
 
+def check_segment(data: bytes) -> int:
+    """Check that ``data`` is one media segment (optional styp/sidx/prft/emsg, then
+    moof+mdat, nothing else, nothing torn) and return its sample count; MediaError if not.
+    For segments from the network, before anything is written."""
+    kinds, end = [], 0
+    for box in iter_boxes(data):
+        kinds.append(box.type)
+        end = box.end
+    if end != len(data):
+        raise MediaError(f"segment of {len(data)} bytes: its boxes end at {end} (torn or "
+                         "trailing bytes)")
+    media = [k for k in kinds if k not in SEGMENT_PREFIX_BOXES]
+    if media != [b"moof", b"mdat"]:
+        raise MediaError(f"segment is {b'+'.join(kinds).decode('latin-1')}, not moof+mdat")
+    samples = sample_count(data)
+    if samples == 0:
+        raise MediaError("segment holds no sample")
+    return samples
+
+
 def complete_prefix(data: bytes) -> tuple[int, int]:
     """(bytes, fragments) of a fragmented MP4's longest playable prefix: the init segment
     and every complete moof+mdat (a writer that died leaves a torn one at the end)."""

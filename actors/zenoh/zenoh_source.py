@@ -12,7 +12,7 @@ from typing import Any
 from actors.element import Source
 from actors.errors import ConfigError, MediaError
 from actors.flow import WAIT_SLICE_S
-from actors.streaming.fmp4 import read_init, sample_count
+from actors.streaming.fmp4 import check_segment, read_init, sample_count
 from actors.streaming.segment_decoder import SegmentDecoder
 from actors.types import ENCODED_SEGMENT, EOS, Caps, Packet
 from actors.zenoh.link import (
@@ -31,6 +31,7 @@ log = logging.getLogger("parallax.zenoh_source")
 
 OUTPUTS = ("segments", "frames")
 LOG_FIRST = 5  # malformed samples logged one by one before logging every 100th
+MAX_SEQ_JUMP = 100_000  # segments a seq may run ahead of ours (a day of 1 s segments)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,9 @@ class ZenohSource(Source):
             return self.decoder.negotiate([caps], [self.name])
         return caps
 
+    def ready_timeout(self) -> float:
+        return self.settings.init_timeout
+
     def _accept_init(self, init: bytes, attachment: Any) -> None:
         self.info = read_init(init)
         raw = None if attachment is None else attachment.to_bytes()
@@ -209,15 +213,23 @@ class ZenohSource(Source):
         try:
             meta = decode_attachment(sample.attachment.to_bytes() if sample.attachment
                                      else None)
-            if not meta["eos"] and not 0 < len(payload) <= self.settings.max_segment_bytes:
-                raise BadPayload(f"payload of {len(payload)} bytes (limit "
-                                 f"{self.settings.max_segment_bytes})")
-        except Exception as exc:  # BadPayload, and anything a parser did not foresee
-            self._count_bad("malformed", str(exc) if isinstance(exc, BadPayload)
+            data = b""
+            if not meta["eos"]:
+                if not 0 < len(payload) <= self.settings.max_segment_bytes:
+                    raise BadPayload(f"payload of {len(payload)} bytes (limit "
+                                     f"{self.settings.max_segment_bytes})")
+                data = payload.to_bytes()
+                check_segment(data)  # torn or foreign bytes never reach the output
+        except Exception as exc:  # BadPayload, MediaError, and what no parser foresaw
+            self._count_bad("malformed", str(exc) if isinstance(exc, (BadPayload, MediaError))
                             else f"{type(exc).__name__}: {exc}")
             return
         with self.cond:
             self.last_arrival = time.monotonic()
+            implausible = self._implausible(meta)
+            if implausible:
+                self._count_bad("malformed", implausible)
+                return
             if meta["eos"]:
                 self.eos_seq = meta["seq"]
                 self._drop_token()  # tells the publisher it may close
@@ -234,12 +246,28 @@ class ZenohSource(Source):
                    and not self.closing):
                 self.cond.wait(WAIT_SLICE_S)
             self.stats["received"] += 1
-            packet = Packet(payload.to_bytes(), pts=meta["pts"], dts=meta["pts"],
+            packet = Packet(data, pts=meta["pts"], dts=meta["pts"],
                             duration=meta["duration"], time_base=meta["time_base"],
                             keyframe=meta["keyframe"],
                             meta={"seq": seq, "codec": meta["codec"], "init": False})
             self.buffer[seq] = (packet, time.monotonic())
             self.cond.notify_all()
+
+    def _implausible(self, meta: dict[str, Any]) -> str | None:
+        """Why a sequence number cannot be the publisher's (lock held): one far beyond
+        ours would make everything before it a gap; an end before segments already
+        received would cut the stream short."""
+        ours = self.next_seq if self.next_seq is not None else self.joined_at
+        if ours is None and self.buffer:  # the very first segments are still held
+            ours = min(self.buffer)
+        seq = meta["seq"]
+        if ours is not None and seq > ours + MAX_SEQ_JUMP:
+            return f"seq {seq} is {seq - ours} ahead of the stream (limit {MAX_SEQ_JUMP})"
+        if meta["eos"] and self.buffer and seq <= max(self.buffer):
+            return f"an end of stream at seq {seq}, before segments already received"
+        if meta["eos"] and self.next_seq is not None and seq < self.next_seq:
+            return f"an end of stream at seq {seq}, before segments already delivered"
+        return None
 
     def _release(self) -> None:
         """Move deliverable segments from the reorder buffer to ``ready`` (lock held)."""

@@ -352,12 +352,13 @@ class Pipeline:
         for group in self._groups:
             ins = self.graph.inputs(group[0])
             caps_in = [self._pad_caps(caps, lk) for lk in ins]
+            waits = max(self.graph.nodes[n].element.ready_timeout() for n in group)
             # Every replica of a pool configures its own copy; they agree, being copies.
             for host in self._pools.get(group[0], [self._host_of[group[0]]]):
                 reply = ray.get(
                     self._hosts[host].negotiate.remote(caps_in, [lk.producer for lk in ins],
                                                        [lk.input_pad for lk in ins]),
-                    timeout=defaults.CONTROL_TIMEOUT_S,
+                    timeout=defaults.CONTROL_TIMEOUT_S + waits,
                 )
                 if "error" in reply:
                     raise _setup_error(reply, host)
