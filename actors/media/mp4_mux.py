@@ -17,6 +17,7 @@ from actors.media.muxing import (
     add_audio_stream,
     add_encoded_stream,
     check_output_dir,
+    split_inputs,
 )
 from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
 
@@ -62,18 +63,9 @@ class Mp4Mux(Sink):
         self.inputs: dict[str, Caps] = {}
 
     def configure_pads(self, inputs: dict[str, Caps]) -> Caps:
-        video = inputs.get(MAIN_PAD)
-        if video is None or video.kind != ENCODED_VIDEO:
-            raise ConfigError(f"'{self.name}': link the encoded video to its main pad; it has "
-                              f"{', '.join(sorted(inputs))}")
-        for pad, caps in inputs.items():
-            if pad != MAIN_PAD and caps.kind != ENCODED_AUDIO:
-                raise ConfigError(f"'{self.name}': pad {pad!r} takes audio, not "
-                                  f"{caps.describe()}")
+        video, audio = split_inputs(self.name, inputs)
         check_output_dir(self.settings.location)
-        # Video first, then audio in pad order: the track order players and ffmpeg show.
-        self.inputs = {MAIN_PAD: video, **{p: inputs[p] for p in sorted(inputs)
-                                           if p != MAIN_PAD}}
+        self.inputs = {MAIN_PAD: video, **audio}
         return video
 
     def start(self) -> None:

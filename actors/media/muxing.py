@@ -21,7 +21,7 @@ import av
 
 from actors.errors import ConfigError
 from actors.media.encoders import VideoCodec
-from actors.types import Caps, Packet
+from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
 
 
 def add_encoded_stream(container: Any, caps: Caps) -> Any:
@@ -77,6 +77,20 @@ def add_audio_stream(container: Any, caps: Caps) -> Any:
     if caps.language:
         stream.metadata["language"] = caps.language
     return stream
+
+
+def split_inputs(name: str, inputs: dict[str, Caps]) -> tuple[Caps, dict[str, Caps]]:
+    """A muxer's inputs as (video on the main pad, audio by pad in pad order: the track
+    order players and ffmpeg show); ConfigError for anything else."""
+    video = inputs.get(MAIN_PAD)
+    if video is None or video.kind != ENCODED_VIDEO:
+        raise ConfigError(f"'{name}': link the encoded video to its main pad; it has "
+                          f"{', '.join(sorted(inputs))}")
+    audio = {p: inputs[p] for p in sorted(inputs) if p != MAIN_PAD}
+    for pad, caps in audio.items():
+        if caps.kind != ENCODED_AUDIO:
+            raise ConfigError(f"'{name}': pad {pad!r} takes audio, not {caps.describe()}")
+    return video, audio
 
 
 def decode_time(packet: Packet) -> Fraction:

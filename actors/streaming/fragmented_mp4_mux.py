@@ -20,7 +20,13 @@ import av
 
 from actors.element import Transform
 from actors.errors import ConfigError
-from actors.media.muxing import Interleaver, add_audio_stream, add_encoded_stream, decode_time
+from actors.media.muxing import (
+    Interleaver,
+    add_audio_stream,
+    add_encoded_stream,
+    decode_time,
+    split_inputs,
+)
 from actors.streaming.fmp4 import BoxSplitter, codecs_string, sample_count
 from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
 
@@ -83,15 +89,7 @@ class FragmentedMp4Mux(Transform):
         self.audio: dict[str, Caps] = {}
 
     def configure_pads(self, inputs: dict[str, Caps]) -> Caps:
-        caps_in = inputs.get(MAIN_PAD)
-        if caps_in is None or caps_in.kind != ENCODED_VIDEO:
-            raise ConfigError(f"'{self.name}': link the encoded video to its main pad; it has "
-                              f"{', '.join(sorted(inputs))}")
-        self.audio = {p: inputs[p] for p in sorted(inputs) if p != MAIN_PAD}
-        for pad, caps in self.audio.items():
-            if caps.kind != ENCODED_AUDIO:
-                raise ConfigError(f"'{self.name}': pad {pad!r} takes audio, not "
-                                  f"{caps.describe()}")
+        caps_in, self.audio = split_inputs(self.name, inputs)
         self._open(caps_in)
         init = self.splitter.init
         self.codec = codecs_string(init)
