@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -43,18 +42,25 @@ class Aborted(Exception):
     """This host was told to abort while waiting."""
 
 
-@dataclass
 class Outgoing:
     """An output item and what travels in the push call for it.
 
     Large payloads are put into the object store once and the reference is
     wrapped in a list, so Ray hands the consumer the reference instead of
-    resolving it; a fan-out sends that one reference on every edge.
+    resolving it; a fan-out sends that one reference on every edge. The put
+    happens at the first send, once an edge has granted credit, so the store
+    never holds an item that waits for credit (nor one a Drop policy drops).
     """
 
-    item: Any
-    payload: Any
-    nbytes: int
+    def __init__(self, item: Any, payload: Any = None, nbytes: int = 0,
+                 put: bool = False) -> None:
+        self.item, self._payload, self.nbytes, self._put = item, payload, nbytes, put
+
+    @property
+    def payload(self) -> Any:
+        if self._put:
+            self._payload, self._put = [ray.put(self.item)], False
+        return self._payload
 
     @classmethod
     def wrap(cls, item: Any, reuse_ref: Any = None) -> Outgoing:
@@ -62,7 +68,7 @@ class Outgoing:
         if reuse_ref is not None:
             return cls(item, [reuse_ref], size)
         if item is not EOS and size >= INLINE_MAX_BYTES:
-            return cls(item, [ray.put(item)], size)
+            return cls(item, None, size, put=True)
         return cls(item, item, size)
 
 
