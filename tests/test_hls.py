@@ -90,6 +90,21 @@ def test_new_init_mid_stream_is_a_discontinuity(items, tmp_path):
     assert [s.map_uri for s in pl.segments] == ["init.mp4", "init.mp4", "init-1.mp4"]
 
 
+def test_live_init_files_leave_with_the_last_segment_using_them(items, tmp_path):
+    other = make_segments(frames=30, rate=30, fragment=1.0, size=(160, 120))
+    stream = items[:2]
+    for _ in range(10):  # a publisher restarting with other settings, again and again
+        stream += other[:2] + items[:2]
+    path = tmp_path / "live.m3u8"
+    sink, _ = write_hls(stream, path, mode="live", window=2)
+    inits = sorted(f for f in os.listdir(tmp_path) if f.startswith("init"))
+    pl = parse_playlist(path.read_text())
+    used = {s.map_uri for s in pl.segments}
+    # What the window maps to, plus at most the one a client may still be fetching.
+    assert used <= set(inits) and len(inits) <= len(used) + 1, (inits, used)
+    assert sink.init_versions == 20
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     ({"location": "x.mp4"}, ".m3u8"), ({"location": "x.m3u8", "window": 0}, "window"),
     ({"location": "x.m3u8", "mode": "event"}, "hls mode"),

@@ -63,7 +63,7 @@ class HlsSink(Sink):
         self.bytes = 0
         self.deleted = 0
         self.finalized = False
-        self._pending_delete: list[str] = []
+        self._pending_delete: list[list[str]] = []  # per segment gone: its files
 
     @property
     def directory(self) -> str:
@@ -118,10 +118,16 @@ class HlsSink(Sink):
             if pl.segments and pl.segments[0].discontinuity:
                 pl.discontinuity_sequence += 1
             # A client may still be fetching the segment that just left: keep one extra
-            # file around, as FFmpeg's hls muxer does.
-            self._pending_delete.append(gone.uri)
+            # file around, as FFmpeg's hls muxer does. An init file leaves with the last
+            # segment that maps to it.
+            group = [gone.uri]
+            if gone.map_uri and gone.map_uri != self.map_uri and not any(
+                    seg.map_uri == gone.map_uri for seg in pl.segments):
+                group.append(gone.map_uri)
+            self._pending_delete.append(group)
             while len(self._pending_delete) > 1:
-                self._remove(self._pending_delete.pop(0))
+                for uri in self._pending_delete.pop(0):
+                    self._remove(uri)
 
     def _remove(self, uri: str) -> None:
         try:
