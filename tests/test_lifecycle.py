@@ -108,7 +108,11 @@ def test_stop_drains_a_live_source_to_eos():
     res = p.results("sink")
     assert res["eos"] is True
     assert res["count"] == stats.frames > 20  # ~30 fps for 1.5 s
-    assert res["items"] == list(range(res["count"]))  # live, but nothing was late or lost
+    # Nothing was lost between source and sink. A live source that falls behind its clock
+    # (a loaded machine: CI saw one) skips the ticks it missed, and counts them as drops.
+    items, skipped = res["items"], stats.elements["src"].drops
+    assert items == sorted(set(items)) and items[0] == 0
+    assert items[-1] + 1 == res["count"] + skipped
 
 
 class EncodedOnlySink(Sink):
