@@ -6,8 +6,11 @@ sync is the beep time minus the flash time, measured by decoding the output.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
+import time
 from fractions import Fraction
 
 import av
@@ -170,16 +173,23 @@ def test_fragmented_outputs_carry_the_audio_in_sync(ray_session, inputs, tmp_pat
 
 def test_zenoh_carries_both_tracks_to_the_receiver(ray_session, inputs, tmp_path):
     src, out, endpoint = inputs["mp2.ts"], str(tmp_path / "rx.mp4"), free_endpoint()
-    pub = build_transcode(TranscodeOptions(src, "zenoh:t/av", height=180, out=OutputOptions(
-        zenoh=ZenohOptions(listen=(endpoint,)))))
-    pub.prepare()  # placed and negotiated: it starts publishing within a moment of start()
+    # The receiver listens and the publisher connects to it when it starts: a 3 s file is
+    # published in about a second, so the receiver must be there first to hold it open.
     rx = Pipeline("rx")
-    rx.add(ZenohSource("t/av", zenoh=ZenohOptions(connect=(endpoint,)), init_timeout=60),
-           name="src")
+    rx.add(ZenohSource("t/av", zenoh=ZenohOptions(listen=(endpoint,), connect=()),
+                       init_timeout=60), name="src")
     rx.add(Fmp4FileSink(out), name="sink")
     rx.link("src", "sink")
     receiving = threading.Thread(target=rx.run, kwargs={"timeout": 120})
-    receiving.start()  # it finds the publisher when that plays, and holds it until its end
+    receiving.start()
+    host, port = endpoint.removeprefix("tcp/").rsplit(":", 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the receiver's session listens
+        with contextlib.suppress(OSError), socket.create_connection((host, int(port)), 1):
+            break
+        time.sleep(0.1)
+    pub = build_transcode(TranscodeOptions(src, "zenoh:t/av", height=180, out=OutputOptions(
+        zenoh=ZenohOptions(listen=(free_endpoint(),), connect=(endpoint,)))))
     pub.run(timeout=120)
     receiving.join(timeout=120)
     assert pub.notes == ["audio stream 1 (mp2): encoded to aac at 128 kb/s"]
