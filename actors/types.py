@@ -159,6 +159,39 @@ class Packet:
         return len(self.data)
 
 
+UNSPECIFIED = 2  # FFmpeg's AVCOL_PRI/TRC/SPC_UNSPECIFIED
+
+
+@dataclass(frozen=True)
+class Colour:
+    """How a video's samples map to light: FFmpeg's enum values, as codecs and containers
+    signal them (H.264/HEVC VUI, the MP4 ``colr`` box). Unknown fields stay unspecified
+    rather than guessed, so a player applies the same default it would for the input."""
+
+    primaries: int = UNSPECIFIED
+    transfer: int = UNSPECIFIED
+    matrix: int = UNSPECIFIED
+    range: int = 0
+    """0 unspecified, 1 limited ("tv", 16-235), 2 full ("pc", 0-255)."""
+
+    @classmethod
+    def of(cls, source: Any) -> Colour:
+        """From anything with FFmpeg's colour fields: a decoded frame or a codec context."""
+        return cls(int(source.color_primaries), int(source.color_trc),
+                   int(source.colorspace), int(source.color_range))
+
+    def apply(self, target: Any) -> None:
+        """Sets the fields on an encoder's codec context (or a frame)."""
+        target.color_primaries = self.primaries
+        target.color_trc = self.transfer
+        target.colorspace = self.matrix
+        target.color_range = self.range
+
+    @property
+    def specified(self) -> bool:
+        return self != Colour()
+
+
 @dataclass(frozen=True)
 class Caps:
     """What an edge carries, fixed at READY before any data flows.
@@ -189,6 +222,11 @@ class Caps:
     """ISO 639-2 language of the stream, from or for the container's metadata."""
     stream_index: int | None = None
     """The input stream this comes from, as ffmpeg numbers them (``-map 0:N``)."""
+    colour: Colour | None = None
+    """Video colour description, carried from the input to the encoder and container."""
+    rotation: int = 0
+    """Degrees clockwise a player turns the stored picture (the input's display matrix);
+    the farm's workers apply it, as ffmpeg's autorotate does."""
 
     @classmethod
     def raw_video(

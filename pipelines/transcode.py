@@ -14,7 +14,8 @@ from actors.errors import ConfigError
 from actors.media.encoders import EncoderBackend, VideoCodec, VideoEncoderConfig
 from actors.media.encoders.factory import precheck, try_encode
 from actors.media.encoders.pyav_backend import X264_PRESETS
-from actors.media.file_source import FileSource, open_video
+from actors.media.fidelity import bit_depth, depth_note
+from actors.media.file_source import FileSource, open_video, rotation_of
 from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_rate import VideoRate
@@ -178,6 +179,32 @@ def input_report(pipeline: Pipeline) -> dict[str, Any]:
             "lost_in": stitched.get("lost_in", [])}
 
 
+def video_notes(opts: TranscodeOptions, farm: bool) -> list[str]:
+    """What happens to the input video besides scaling and encoding, said up front:
+    turned upright, or reduced to 8 bits (and why)."""
+    if is_testsrc(opts.input):
+        return []
+    container, stream = open_video(opts.input)
+    pix_fmt = stream.codec_context.pix_fmt
+    container.close()
+    notes = []
+    rotation = rotation_of(opts.input)
+    if rotation:
+        notes.append(f"video: the input is displayed turned {rotation} degrees clockwise; "
+                     "its frames are turned upright (as ffmpeg's autorotate does)")
+    if farm:
+        depth = depth_note(pix_fmt, opts.codec, opts.encoder)
+    elif bit_depth(pix_fmt) > 8:
+        depth = (f"{bit_depth(pix_fmt)}-bit input encoded as 8-bit: the linear pipeline "
+                 "carries 8-bit frames; the farm (without --no-chunks) keeps 10 bits for "
+                 "h265 and av1")
+    else:
+        depth = None
+    if depth:
+        notes.append(f"video: {depth}")
+    return notes
+
+
 def transcode_path(opts: TranscodeOptions) -> tuple[bool, str]:
     """(farm?, why): the farm for files to whole-file outputs, else the linear pipeline."""
     if opts.farm is None:
@@ -210,7 +237,7 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
         pipeline = build_farm(opts.input, opts.output, encoder, opts.width, opts.height,
                               opts.scale_algorithm, opts.fps, opts.out, opts.farm, local,
                               audio)
-        pipeline.notes = audio.notes
+        pipeline.notes = video_notes(opts, True) + audio.notes
         return pipeline
     stages: list[tuple[str, Element]] = [("src", make_source(opts.input, local, audio))]
     if opts.fps:
@@ -231,5 +258,5 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     pipeline = add_job(Pipeline("transcode", fusion=opts.fusion), stages, opts.output, opts.out,
                        placements=placements)
     link_audio(pipeline, audio, "src", "mux")
-    pipeline.notes = audio.notes
+    pipeline.notes = video_notes(opts, False) + audio.notes
     return pipeline

@@ -41,7 +41,8 @@ class ChunkStitcher(Transform):
     def configure(self, caps_in: Caps | None) -> Caps:
         return Caps.encoded_video(caps_in.codec, caps_in.width, caps_in.height, caps_in.rate,
                                   profile=caps_in.profile, extradata=caps_in.extradata,
-                                  time_base=caps_in.time_base)
+                                  time_base=caps_in.time_base).replace(
+            format=caps_in.format, colour=caps_in.colour)
 
     def process(self, chunk: EncodedChunk) -> list[Packet]:
         self._check(chunk)

@@ -27,13 +27,13 @@ from actors.errors import ConfigError, MediaError
 from actors.farm.chunk import COMPRESSED_CHUNKS, ENCODED_CHUNKS, Chunk, EncodedChunk
 from actors.media.encoders import VideoEncoderBackend, VideoEncoderConfig, create_encoder
 from actors.media.encoders.base import MAX_GOP
+from actors.media.fidelity import Rotator, rotated_size, wants_depth
 from actors.media.video_scaler import ScaleAlgorithm, aspect_size, even
 from actors.types import Caps, parse_rate
 
 log = logging.getLogger("parallax.chunk_transcoder")
 
 DEFAULT_THREADS = 1  # per worker: the pool brings the parallelism, one worker per core
-OUTPUT_FORMAT = "yuv420p"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ class ChunkTranscoder(Transform):
 
     def _encoder_config(self, stream: Caps) -> VideoEncoderConfig:
         s = self.settings
-        w, h = aspect_size(stream.width, stream.height, s.width, s.height)
+        w, h = aspect_size(*rotated_size(stream.width, stream.height, stream.rotation),
+                           s.width, s.height)
         rate = s.fps or stream.rate
         enc = s.encoder
         gop = enc.gop
@@ -98,7 +99,8 @@ class ChunkTranscoder(Transform):
             gop = min(MAX_GOP, max(1, round(enc.keyframe_interval * rate)))
         return replace(enc, width=even(w), height=even(h), framerate=rate,
                        time_base=1 / s.fps if s.fps else stream.time_base, gop=gop,
-                       threads=s.threads, frame_threads=s.threads > 1)
+                       threads=s.threads, frame_threads=s.threads > 1,
+                       deep=wants_depth(stream.format, enc.codec), colour=stream.colour)
 
     @staticmethod
     def _caps_out(config: VideoEncoderConfig, encoder: VideoEncoderBackend,
@@ -106,7 +108,7 @@ class ChunkTranscoder(Transform):
         return Caps(kind=ENCODED_CHUNKS, codec=config.codec.value, width=config.width,
                     height=config.height, rate=config.framerate, time_base=encoder.time_base,
                     profile=encoder.profile, extradata=encoder.extradata,
-                    slot_size=stream.slot_size)
+                    slot_size=stream.slot_size, format=encoder.pix_fmt, colour=config.colour)
 
     def _stream(self, chunk: Chunk) -> tuple[Caps, VideoEncoderConfig, Caps]:
         """(input stream, encoder config, output caps) for this chunk's file: a batch
@@ -155,10 +157,16 @@ class ChunkTranscoder(Transform):
             else:
                 start, end, todo = self._same_rate(chunk, frames, stream)
             packets, fed = [], 0
+            rotate = Rotator(stream.rotation)
+            colour_range = config.colour.range if config.colour else None
             for pts, vf, duration in todo:
-                out = vf.reformat(width=config.width, height=config.height,
-                                  format=OUTPUT_FORMAT,
-                                  interpolation=self.settings.algorithm.swscale)
+                # One swscale thread: the pool already runs a worker per core. The range
+                # is stated so that a full-range input stays full range, as signalled.
+                out = rotate(vf).reformat(width=config.width, height=config.height,
+                                          format=encoder.pix_fmt,
+                                          interpolation=self.settings.algorithm.swscale,
+                                          src_color_range=colour_range or None,
+                                          dst_color_range=colour_range or None, threads=1)
                 out.pts = pts
                 # The input's picture types must not reach the encoder: libx264 makes a
                 # keyframe of every frame that was one (an all-intra input stays all-intra).
@@ -297,7 +305,7 @@ class ChunkTranscoder(Transform):
 
 def _stream_key(stream: Caps) -> tuple:
     return (stream.codec, stream.width, stream.height, stream.rate, stream.time_base,
-            stream.extradata)
+            stream.extradata, stream.format, stream.colour, stream.rotation)
 
 
 def _ticks(stream: Caps) -> int:

@@ -26,9 +26,9 @@ import av
 from actors.element import Source
 from actors.errors import ConfigError, MediaError
 from actors.farm.chunk import COMPRESSED_CHUNKS, Chunk
-from actors.media.file_source import first_pts, open_video
+from actors.media.file_source import first_pts, open_video, rotation_of
 from actors.media.streams import AudioDemux
-from actors.types import EOS, Caps, OnPad, Packet, Pads
+from actors.types import EOS, Caps, Colour, OnPad, Packet, Pads
 
 log = logging.getLogger("parallax.packet_source")
 
@@ -89,7 +89,8 @@ class PacketSource(Source):
         self.stream_caps = Caps(
             kind=COMPRESSED_CHUNKS, codec=ctx.name, format=ctx.pix_fmt, width=ctx.width,
             height=ctx.height, rate=rate, time_base=s.time_base,
-            extradata=bytes(ctx.extradata) if ctx.extradata else None, slot_size=slot)
+            extradata=bytes(ctx.extradata) if ctx.extradata else None, slot_size=slot,
+            colour=Colour.of(ctx), rotation=rotation_of(self.settings.path))
         if not self.settings.audio_streams:
             return self.stream_caps
         return Pads(src=self.stream_caps, **self.audio.pads())

@@ -13,8 +13,9 @@ import av
 
 from actors.element import Source
 from actors.errors import ConfigError, MediaError
+from actors.media.fidelity import Rotator, bit_depth, display_rotation, rotated_size
 from actors.media.streams import AudioDemux
-from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame, OnPad, Pads
+from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Colour, Frame, OnPad, Pads
 
 log = logging.getLogger("parallax.file_source")
 
@@ -89,6 +90,16 @@ def first_pts(path: str) -> int | None:
     return first
 
 
+def rotation_of(path: str) -> int:
+    """Degrees clockwise a player turns ``path``'s video (its display matrix); read from a
+    container of its own, so that the caller's demuxing starts at the beginning."""
+    container, stream = open_video(path)
+    try:
+        return display_rotation(container, stream)
+    finally:
+        container.close()
+
+
 class FileSource(Source):
     """Decodes the first video stream of a file, keeping its timestamps exact; with
     ``audio_streams``, also emits those streams' packets on audio pads."""
@@ -105,16 +116,28 @@ class FileSource(Source):
         self._frames: Iterator[Any] | None = None
         self.audio: AudioDemux | None = None
         self.origin = 0
+        self.rotate = Rotator(0)
+        self._as_is = False
 
     def configure(self, caps_in: Caps | None) -> Caps | Pads:
         self.container, self.stream = open_video(self.settings.path)
         s = self.stream
-        w, h = s.codec_context.width, s.codec_context.height
+        # Frames leave upright (ffmpeg's autorotate), so everything downstream sees the
+        # displayed size and no element needs to know about the display matrix.
+        self.rotate = Rotator(rotation_of(self.settings.path))
+        w, h = rotated_size(s.codec_context.width, s.codec_context.height,
+                            self.rotate.rotation)
         rate = s.average_rate or s.guessed_rate or Fraction(30)
         self.format = self._pick_format(s.codec_context.pix_fmt, w, h)
         self.expected = s.frames or (
             round(float(s.duration * s.time_base) * rate) if s.duration else None)
-        video = Caps.raw_video(self.format, w, h, rate, time_base=s.time_base)
+        # FFmpeg's decoders report full-range 4:2:0 as yuvj420p: the same planes as
+        # yuv420p, so they are taken as they are and the range rides in the caps
+        # (converting would squeeze them into 16-235).
+        self._as_is = s.codec_context.pix_fmt == "yuvj420p" and self.format == "yuv420p"
+        colour = Colour.of(s.codec_context)
+        video = Caps.raw_video(self.format, w, h, rate, time_base=s.time_base).replace(
+            colour=colour)
         if not self.settings.keep_timestamps:
             self.origin = first_pts(self.settings.path) or 0
         if not self.settings.audio_streams:
@@ -133,7 +156,11 @@ class FileSource(Source):
             return wanted
         if odd:
             return "rgba"
-        return decoded if decoded in OUTPUT_FORMATS else "yuv420p"
+        # Raw frames between processes are 8-bit: a deep input is reduced here (the farm
+        # keeps 10 bits to the encoder where the codec allows).
+        if decoded in OUTPUT_FORMATS and bit_depth(decoded) <= 8:
+            return decoded
+        return "yuv420p"
 
     def frames_total(self) -> int | None:
         return self.expected
@@ -154,7 +181,9 @@ class FileSource(Source):
         tb = vf.time_base or self.stream.time_base
         pts = None if vf.pts is None else vf.pts - round(self.origin * self.stream.time_base
                                                          / tb)
-        return Frame(vf.to_ndarray(format=self.format), self.format, vf.width, vf.height,
+        vf = self.rotate(vf)
+        data = vf.to_ndarray() if self._as_is else vf.to_ndarray(format=self.format)
+        return Frame(data, self.format, vf.width, vf.height,
                      pts=pts, time_base=tb, duration=vf.duration or None,
                      meta={"seq": self.decoded - 1})
 

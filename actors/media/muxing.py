@@ -31,7 +31,9 @@ def add_encoded_stream(container: Any, caps: Caps) -> Any:
     stream = container.add_stream_from_template(template)
     scratch.close()
     ctx = stream.codec_context
-    ctx.width, ctx.height, ctx.pix_fmt = caps.width, caps.height, "yuv420p"
+    ctx.width, ctx.height, ctx.pix_fmt = caps.width, caps.height, caps.format or "yuv420p"
+    if caps.colour is not None:
+        caps.colour.apply(ctx)  # the container's colr box says what the VUI says
     time_base = caps.time_base or (1 / caps.rate if caps.rate else Fraction(1, 90000))
     ctx.time_base = stream.time_base = time_base
     if caps.rate:

@@ -39,13 +39,15 @@ class VideoEncoder(Transform):
         if gop is None and c.keyframe_interval:
             gop = min(MAX_GOP, max(1, round(c.keyframe_interval * rate)))
         config = replace(c, width=caps_in.width, height=caps_in.height, framerate=rate,
-                         time_base=caps_in.time_base, gop=gop)
+                         time_base=caps_in.time_base, gop=gop,
+                         colour=c.colour or caps_in.colour)
         if self.backend is not None:
             self.backend.close()
         self.backend = create_encoder(config)
         return Caps.encoded_video(config.codec.value, caps_in.width, caps_in.height, rate,
                                   profile=self.backend.profile, extradata=self.backend.extradata,
-                                  time_base=self.backend.time_base)
+                                  time_base=self.backend.time_base).replace(
+            format=self.backend.pix_fmt, colour=config.colour)
 
     def process(self, frame: Frame) -> list[Packet]:
         if self.backend is None:

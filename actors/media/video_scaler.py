@@ -10,7 +10,7 @@ import numpy as np
 
 from actors.element import Transform
 from actors.errors import ConfigError
-from actors.types import RAW_VIDEO, SUBSAMPLED_FORMATS, Caps, Frame, NamedEnum
+from actors.types import RAW_VIDEO, SUBSAMPLED_FORMATS, UNSPECIFIED, Caps, Frame, NamedEnum
 
 FORMATS = ("rgba", "bgra", "yuv420p", "nv12")
 MAX_DIMENSION = 16384  # pixels
@@ -95,6 +95,7 @@ class VideoScaler(Transform):
         super().__init__()
         self.settings = settings or VideoScalerSettings(**options)
         self.out: tuple[int, int, str] | None = None
+        self._matrix = UNSPECIFIED
 
     @classmethod
     def new(cls, width: int | None = None, height: int | None = None,
@@ -128,7 +129,9 @@ class VideoScaler(Transform):
         fmt = self.settings.format or caps_in.format
         w, h = self.output_size(caps_in.width, caps_in.height, fmt)
         self.out = (w, h, fmt)
-        return Caps.raw_video(fmt, w, h, caps_in.rate, time_base=caps_in.time_base)
+        self._matrix = caps_in.colour.matrix if caps_in.colour else UNSPECIFIED
+        return Caps.raw_video(fmt, w, h, caps_in.rate, time_base=caps_in.time_base).replace(
+            colour=caps_in.colour)
 
     def process(self, frame: Frame) -> tuple[Frame, ...]:
         w, h, fmt = self.out
@@ -138,6 +141,10 @@ class VideoScaler(Transform):
 
     def scale(self, frame: Frame, w: int, h: int, fmt: str) -> Frame:
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.data), format=frame.format)
-        out = vf.reformat(width=w, height=h, format=fmt,
+        # An RGB<->YUV conversion uses the input's matrix (swscale's default is BT.601,
+        # which shifts the colours of BT.709 HD); YUV to YUV needs none.
+        matrix = None if self._matrix == UNSPECIFIED else self._matrix
+        out = vf.reformat(width=w, height=h, format=fmt, src_colorspace=matrix,
+                          dst_colorspace=matrix,
                           interpolation=self.settings.algorithm.swscale)
         return frame.replace(data=out.to_ndarray(), format=fmt, width=w, height=h)

@@ -65,6 +65,7 @@ class ZenohSink(Sink):
         self.ended = False
         self.published = 0
         self.bytes = 0
+        self.control_sn = 0
         self.lock = threading.Lock()
 
     def configure(self, caps_in: Caps | None) -> Caps:
@@ -106,7 +107,20 @@ class ZenohSink(Sink):
             return
         with self.lock:
             self.init, self.init_id = init, init_id(init)
-        self.session.put(self.init_key, init, attachment=self._init_attachment())
+        self._control_put(self.init_key, init, self._init_attachment())
+
+    def _control_put(self, key: str, payload: bytes, attachment: bytes) -> None:
+        """A put outside the AdvancedPublisher (init changes, the end), signed with our
+        session's id as its samples are: receivers take only what names the session that
+        answered their init query. The queryable's entity id keeps these apart from the
+        publisher's sample numbers, which zenoh's subscriber uses to drop duplicates."""
+        import zenoh
+
+        info = zenoh.SourceInfo(self.queryable.id, self.control_sn)
+        self.control_sn += 1
+        # Sent with BLOCK whatever the mode: a receiver must learn of a new init or the end.
+        self.session.put(key, payload, attachment=attachment, source_info=info,
+                         congestion_control=zenoh.CongestionControl.BLOCK)
 
     def process(self, packet: Packet) -> tuple:
         if packet.meta.get("init"):
@@ -124,12 +138,8 @@ class ZenohSink(Sink):
         return ()
 
     def flush(self) -> tuple:
-        import zenoh
-
-        # EOS is sent with BLOCK whatever the mode: a receiver must learn the stream ended.
-        self.session.put(keys(self.settings.prefix)[1], b"",
-                         attachment=encode_attachment(eos=True, seq=self.published),
-                         congestion_control=zenoh.CongestionControl.BLOCK)
+        self._control_put(keys(self.settings.prefix)[1], b"",
+                          encode_attachment(eos=True, seq=self.published))
         self.ended = True  # init replies now say so, for receivers that subscribe late
         self._await_receivers()
         return ()

@@ -69,6 +69,12 @@ class ZenohSourceSettings:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be 1-10000")
 
 
+def zid_of(entity: Any) -> str | None:
+    """The session id (hex) of a zenoh EntityGlobalId, or None when there is none."""
+    zid = getattr(entity, "zid", None)
+    return None if zid is None else str(zid)
+
+
 class ZenohSource(Source):
     """Subscribes to ``{prefix}/segment`` and fetches the init segment by query.
 
@@ -94,13 +100,14 @@ class ZenohSource(Source):
         self.eos_seq: int | None = None
         self.init: bytes | None = None
         self.init_key = ""
+        self.publisher_zid: str | None = None
         self.pending_init: bytes | None = None
         self.last_arrival = time.monotonic()
         self.closing = False
         self.decoded: list[Any] = []
         self.decoder_flushed = False
         self.stats = {"received": 0, "delivered": 0, "samples": 0, "malformed": 0, "late": 0,
-                      "mismatched": 0, "bad_init": 0}
+                      "mismatched": 0, "bad_init": 0, "foreign": 0}
 
     # -- READY: find the publisher --------------------------------------------
     def configure(self, caps_in: Caps | None) -> Caps:
@@ -120,7 +127,8 @@ class ZenohSource(Source):
                 if reply.ok is None:
                     continue
                 try:
-                    self._accept_init(reply.ok.payload.to_bytes(), reply.ok.attachment)
+                    self._accept_init(reply.ok.payload.to_bytes(), reply.ok.attachment,
+                                      zid_of(reply.replier_id))
                     break
                 except (MediaError, BadPayload) as exc:
                     last_error = f"its init segment is unusable: {exc}"
@@ -141,11 +149,35 @@ class ZenohSource(Source):
     def ready_timeout(self) -> float:
         return self.settings.init_timeout
 
-    def _accept_init(self, init: bytes, attachment: Any) -> None:
+    def _accept_init(self, init: bytes, attachment: Any, publisher: str | None) -> None:
         self.info = read_init(init)
         raw = None if attachment is None else attachment.to_bytes()
         self.time_base = decode_init_attachment(raw).time_base or self.info.time_base
         self.init, self.init_ids = init, {init_id(init)}
+        self.publisher_zid = publisher
+        if publisher is None:
+            log.warning("zenoh:%s: the init reply does not name its sender; samples are "
+                        "taken from anyone", self.settings.prefix)
+
+    def _foreign(self, sample: Any) -> str | None:
+        """Why a sample is not the publisher's, judged by the session id it carries.
+
+        Zenoh does not authenticate ``source_info`` (any peer may write any id there), so
+        this catches a third peer that does not bother to lie, and a stray second
+        publisher on the same prefix; Zenoh's authentication and ACL are what keep a
+        determined forger out.
+        """
+        if self.publisher_zid is None:
+            return None
+        try:
+            info = sample.source_info
+            sender = None if info is None else zid_of(info.source_id)
+        except Exception:  # a sample built by hand (tests) or an API that changed
+            sender = None
+        if sender == self.publisher_zid:
+            return None
+        return (f"sent by {sender or 'an unnamed session'}, not by the publisher "
+                f"{self.publisher_zid} whose init was taken")
 
     # -- PLAYING ---------------------------------------------------------------
     def start(self) -> None:
@@ -179,6 +211,9 @@ class ZenohSource(Source):
         for reply in self.session.get(init_key, timeout=2.0):
             if reply.ok is None or reply.ok.attachment is None:
                 continue
+            if self.publisher_zid is not None and \
+                    zid_of(reply.replier_id) != self.publisher_zid:
+                continue  # another peer answering on the prefix knows nothing of our stream
             state = decode_init_attachment(reply.ok.attachment.to_bytes())
             with self.cond:
                 self.joined_at = state.seq
@@ -196,6 +231,10 @@ class ZenohSource(Source):
 
     def _on_init(self, sample: Any) -> None:
         # A zenoh thread, fed by the network: nothing may raise here, whatever arrives.
+        foreign = self._foreign(sample)
+        if foreign:
+            self._count_bad("foreign", foreign)
+            return
         try:
             data = sample.payload.to_bytes()
             read_init(data)
@@ -209,6 +248,10 @@ class ZenohSource(Source):
 
     def _on_segment(self, sample: Any) -> None:
         # A zenoh thread: validate, buffer, and wait (bounded) when the pipeline lags.
+        foreign = self._foreign(sample)
+        if foreign:  # before anything else: an end, a seq or bytes only count from it
+            self._count_bad("foreign", foreign)
+            return
         payload = sample.payload
         try:
             meta = decode_attachment(sample.attachment.to_bytes() if sample.attachment

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import av
+
 from actors.errors import ConfigError
-from actors.types import Frame, NamedEnum, Packet
+from actors.types import Colour, Frame, NamedEnum, Packet
 
 DEFAULT_PRESET = "veryfast"  # libx264/libx265 speed preset; hardware backends map their own
 DEFAULT_CRF = 23  # constant quality when no bitrate is given (x264's default)
@@ -51,6 +53,19 @@ ENCODER_NAMES: dict[EncoderBackend, dict[VideoCodec, str]] = {
     EncoderBackend.V4l2M2M: {VideoCodec.H264: "h264_v4l2m2m", VideoCodec.H265: "hevc_v4l2m2m"},
 }
 
+# 10-bit 4:2:0 as the encoders take it: planar for the software ones, P010 for NVENC/QSV.
+DEEP_FORMATS = ("yuv420p10le", "p010le")
+
+
+def deep_format(encoder_name: str) -> str | None:
+    """The 10-bit 4:2:0 format ``encoder_name`` takes in this FFmpeg build, if any."""
+    try:
+        formats = {f.name for f in av.codec.Codec(encoder_name, "w").video_formats or ()}
+    except (ValueError, av.FFmpegError):
+        return None
+    return next((f for f in DEEP_FORMATS if f in formats), None)
+
+
 # What Auto tries, best first: dedicated hardware, then the CPU.
 AUTO_ORDER = (EncoderBackend.Nvenc, EncoderBackend.Qsv, EncoderBackend.Vaapi,
               EncoderBackend.V4l2M2M, EncoderBackend.Software)
@@ -81,6 +96,10 @@ class VideoEncoderConfig:
     """Encoder threads (software encoders); None: one per core, FFmpeg's default."""
     frame_threads: bool = False
     """Frame threads (throughput: the farm) instead of slice threads (latency: live)."""
+    deep: bool = False
+    """Encode 10-bit 4:2:0 where the encoder can (a 10-bit input kept 10-bit); else 8-bit."""
+    colour: Colour | None = None
+    """The input's colour description, signalled in the bitstream (VUI) and container."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "codec", VideoCodec.parse(self.codec))
@@ -120,6 +139,8 @@ class VideoEncoderBackend:
     profile: str | None = None
     time_base: Fraction = Fraction(1, 90000)
     """The unit of the packets' timestamps."""
+    pix_fmt: str = "yuv420p"
+    """The pixel format the encoder takes (and the stream is in)."""
 
     def encode(self, frame: Frame) -> list[Packet]:
         raise NotImplementedError

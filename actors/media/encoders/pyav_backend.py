@@ -21,6 +21,7 @@ from actors.media.encoders.base import (
     VideoCodec,
     VideoEncoderBackend,
     VideoEncoderConfig,
+    deep_format,
 )
 from actors.types import Frame, Packet
 
@@ -80,13 +81,15 @@ class PyAvEncoder(VideoEncoderBackend):
         self.backend = backend
         self.name = name
         self.time_base = config.time_base or Fraction(1) / config.framerate
-        self.pix_fmt = PIX_FMT.get(backend, "yuv420p")
+        self.pix_fmt = (config.deep and deep_format(name)) or PIX_FMT.get(backend, "yuv420p")
         ctx = av.CodecContext.create(name, "w")
         ctx.width, ctx.height = config.width, config.height
         ctx.pix_fmt = self.pix_fmt
         ctx.time_base = self.time_base
         ctx.framerate = config.framerate
         ctx.flags |= Flags.global_header  # SPS/PPS as extradata, for the muxer's avcC
+        if config.colour is not None:
+            config.colour.apply(ctx)  # libx264/x265/svt write it into the VUI
         if config.gop is not None:
             ctx.gop_size = config.gop
         if config.bitrate:
