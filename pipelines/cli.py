@@ -370,10 +370,12 @@ def cmd_receive(args: argparse.Namespace) -> int:
     pipeline.link("src", "sink")
     code = run_pipeline(pipeline, args, "receive", duration=args.duration, live=True)
     src = pipeline.results("src") or {}
-    problems = {k: src.get(k) for k in ("gaps", "malformed", "mismatched", "bad_init")
-                if src.get(k)}
+    problems = {k: src.get(k) for k in ("gaps", "malformed", "mismatched", "bad_init",
+                                        "foreign") if src.get(k)}
     if problems:  # the output holds what was good; the exit code says it is not all
-        print("error: the stream was damaged: " + ", ".join(
+        what = "the stream was damaged" if src.get("gaps") else \
+            "samples were refused (the output holds every segment the publisher sent)"
+        print(f"error: {what}: " + ", ".join(
             f"{v} {k.replace('_', ' ')}" for k, v in problems.items()), file=sys.stderr)
         return EXIT_FAILED if code == EXIT_OK else code
     return code

@@ -90,8 +90,12 @@ class _only:
         raise AssertionError(f"{kind.__name__} escaped the parser: {exc}") from exc
 
 
+PUBLISHER = "0123456789abcdef0123456789abcdef"  # the session id the init reply named
+
+
 def sample(payload: bytes, attachment: bytes | None) -> SimpleNamespace:
-    """What a zenoh Sample looks like to the callbacks: payload and attachment bytes."""
+    """What a zenoh Sample looks like to the callbacks: payload and attachment bytes, sent
+    by the publisher's session."""
     def wrap(b: bytes | None) -> SimpleNamespace | None:
         return None if b is None else SimpleNamespace(to_bytes=lambda: b)
 
@@ -99,14 +103,16 @@ def sample(payload: bytes, attachment: bytes | None) -> SimpleNamespace:
         def to_bytes(self) -> bytes:
             return bytes(self)
 
-    return SimpleNamespace(payload=Payload(payload), attachment=wrap(attachment))
+    sender = SimpleNamespace(source_id=SimpleNamespace(zid=PUBLISHER), source_sn=0)
+    return SimpleNamespace(payload=Payload(payload), attachment=wrap(attachment),
+                           source_info=sender)
 
 
 def test_receiver_callbacks_count_and_never_raise(stream):
     init, segment = stream
     rng = random.Random(SEED + 1)
     src = ZenohSource("fuzz/x", max_buffered=MUTATIONS)
-    src._accept_init(init, None)
+    src._accept_init(init, None, PUBLISHER)
     calls = eos = 0
     good = encode_attachment(seq=0, pts=0, duration=30, time_base="1/30", keyframe=True,
                              codec="avc1.64001F", init=init_id(init))

@@ -26,7 +26,6 @@ from actors.zenoh.link import (
     check_prefix,
     decode_attachment,
     encode_attachment,
-    keys,
 )
 from actors.zenoh.zenoh_sink import ZenohSink
 from actors.zenoh.zenoh_source import ZenohSource
@@ -139,41 +138,6 @@ def test_malformed_out_of_order_and_missing_segments_are_counted(ray_session, it
     assert len(frames) == 7 * 30
     times = [round(float(f.pts * f.time_base), 3) for f in frames]
     assert times == sorted(times)  # delivered in seq order despite arrival order
-
-
-def test_a_third_peer_cannot_corrupt_or_cut_the_stream_short(ray_session, items, tmp_path):
-    endpoint, out = free_endpoint(), tmp_path / "rx.mp4"
-    pub = RawPublisher("t/forged", endpoint, items[0].data)
-    forger = ZenohOptions(connect=(endpoint,)).open("subscriber")  # another session
-    _, segment_key = keys("t/forged")
-
-    def forge(payload: bytes, **fields) -> None:
-        forger.put(segment_key, payload, attachment=encode_attachment(**{
-            **GOOD, "init": pub.id, **fields}))
-
-    try:
-        rx = receiver("t/forged", endpoint, Fmp4FileSink(str(out)), reorder_timeout=0.5)
-        rx.start()
-        pub.wait_for_subscriber()
-        media = items[1:]
-        for seq in range(3):
-            pub.segment(media[seq], seq)
-        time.sleep(0.5)
-        forge(os.urandom(5000), seq=3)                 # garbage under a valid attachment
-        forge(media[3].data[:-100], seq=3)             # a torn segment
-        forge(media[3].data, seq=10**12)               # a jump that would make 10^12 gaps
-        forge(b"", eos=True, seq=1)                    # an end before what was received
-        time.sleep(0.5)
-        for seq in range(3, 7):
-            pub.segment(media[seq], seq)
-        pub.eos(7)
-        rx.wait(timeout=60)
-    finally:
-        forger.close()
-        pub.close()
-    r = rx.results("src")
-    assert r["malformed"] == 4 and r["gaps"] == 0 and r["delivered"] == 7, r
-    assert len(decode_bytes(out.read_bytes())) == 7 * 30  # nothing forged was written
 
 
 def test_no_publisher_is_a_clear_error(ray_session, tmp_path):

@@ -29,6 +29,15 @@ class RawPublisher:
         self.init, self.id = init, init_id(init)
         self.queryable = self.session.declare_queryable(self.init_key, self._answer)
         self.publisher = self.session.declare_publisher(self.segment_key)
+        self.sn = 0  # zenoh's per-sender sample number: receivers drop repeated ones
+
+    def source_info(self) -> Any:
+        """Names this session as every put of a real publisher does (receivers take
+        samples only from the session that answered their init query)."""
+        import zenoh
+
+        self.sn += 1
+        return zenoh.SourceInfo(self.publisher.id, self.sn)
 
     def _answer(self, query: Any) -> None:
         query.reply(self.init_key, self.init,
@@ -36,7 +45,7 @@ class RawPublisher:
 
     def wait_for_subscriber(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
-        while not self.publisher.matching_status:
+        while not self.publisher.matching_status.matching:  # the status object is truthy
             if time.monotonic() > deadline:
                 raise TimeoutError("no subscriber matched")
             time.sleep(0.05)
@@ -45,10 +54,12 @@ class RawPublisher:
     def segment(self, item: Any, seq: int) -> None:
         self.publisher.put(item.data, attachment=encode_attachment(
             seq=seq, pts=item.pts, duration=item.duration, time_base=item.time_base,
-            keyframe=item.keyframe, codec=item.meta["codec"], init=self.id))
+            keyframe=item.keyframe, codec=item.meta["codec"], init=self.id),
+            source_info=self.source_info())
 
     def raw(self, payload: bytes, attachment: bytes | None, key: str | None = None) -> None:
-        self.session.put(key or self.segment_key, payload, attachment=attachment)
+        self.session.put(key or self.segment_key, payload, attachment=attachment,
+                         source_info=self.source_info())
 
     def eos(self, count: int) -> None:
         self.raw(b"", encode_attachment(eos=True, seq=count))

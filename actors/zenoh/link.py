@@ -15,6 +15,11 @@ schema. The layout is a public contract (README, "Zenoh streams"):
   end of the stream; the publisher waits (bounded) for these to go before it closes, so
   that a slow receiver still gets the EOS that was queued for it.
 
+Every put names the publisher's session in zenoh's ``source_info`` (the AdvancedPublisher
+does it for segments; the init and end puts set it), and receivers take samples only from
+the session that answered their init query. Zenoh does not authenticate that field: it is
+a consistency check, and zenoh's authentication and ACL are what keep forgers out.
+
 Payloads are bytes and attachments JSON; nothing is ever unpickled.
 """
 
