@@ -42,7 +42,7 @@ def run_ffmpeg(src: str, dst: str, threads: int | None) -> dict:
 
 
 def run_parallax(src: str, dst: str, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "pipelines.cli", "transcode", src, dst, "--height", "720",
+    cmd = [sys.executable, "-m", "pipelines.cli", "transcode", src, dst, "-y", "--height", "720",
            "--scale-algorithm", "bilinear", "--preset", "veryfast", "--crf", "23", "--json",
            "--quiet", *extra]
     t0 = time.perf_counter()

@@ -220,7 +220,7 @@ def main() -> None:
         print(f"making {args.input} (20 s of 1080p30 H.264 High, B-frames)", flush=True)
         subprocess.run(["ffmpeg", "-v", "error", "-y", *FFMPEG_INPUT, args.input], check=True)
     tmp = tempfile.mkdtemp(prefix="parallax-startup-")
-    cli_args = ["transcode", args.input, os.path.join(tmp, "out.mp4"), "--height", "720",
+    cli_args = ["transcode", args.input, os.path.join(tmp, "out.mp4"), "-y", "--height", "720",
                 "--quiet"]
     configs = ["before", "after", *(KNOBS if args.knobs else [])]
     if args.configs:

@@ -73,7 +73,7 @@ def encode_720p_fps(frames: int = 300) -> float:
 
 def cli_wall(src: str, dst: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "transcode", src, dst, "--height",
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "transcode", src, dst, "-y", "--height",
                     "720", "--quiet"], check=True)
     return time.perf_counter() - t0
 
