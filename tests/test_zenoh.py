@@ -151,21 +151,26 @@ def test_transcode_publish_and_receive_cli_give_the_same_frames(ray_session, tmp
     endpoint, out = free_endpoint(), tmp_path / "got.mp4"
     rx = subprocess.Popen(  # its own process and its own Ray, as on another machine
         [sys.executable, "-m", "pipelines.cli", "receive", "zenoh:t/cli", str(out),
-         "--connect", endpoint, "--quiet", "--init-timeout", "120"],
-        stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+         "--connect", endpoint, "--json", "--init-timeout", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
     try:
         pub = build_transcode(TranscodeOptions(
             "testsrc:duration=5,size=320x240,live=1", "zenoh:t/cli",
             out=OutputOptions(zenoh=ZenohOptions(listen=(endpoint,)))))
         time.sleep(3)  # a receiver that connects before or after the first segment both work
-        pub.run()
+        sent = pub.run()
         published = pub.results("mux")["frames"]
-        assert rx.wait(timeout=120) == 0, rx.stderr.read()
+        got, err = rx.communicate(timeout=120)
+        assert rx.returncode == 0, err
     finally:
         rx.kill()
     assert published >= 100  # a live source on a loaded 2-core box may drop a few
     assert len(decode_bytes(out.read_bytes())) == published
+    # Both summaries count frames, not the segments that carried them.
+    assert sent.frames == published
+    assert json.loads(got)["frames"] == published
+    assert f"done: {published} frames" in err
 
 
 def test_late_joiner_gets_the_init_and_decodes_from_its_first_segment(ray_session, tmp_path):

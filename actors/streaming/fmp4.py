@@ -299,6 +299,8 @@ class InitInfo:
     height: int
     rate: Fraction | None
     time_base: Fraction
+    video_track: int = 1
+    """track_ID of the video track: what a segment's frames are counted on."""
 
 
 def read_init(init: bytes) -> InitInfo:
@@ -326,7 +328,8 @@ def read_init(init: bytes) -> InitInfo:
                                  "can read")
             rate = s.average_rate or s.guessed_rate
             return InitInfo(ctx.name, cstr, ctx.width, ctx.height,
-                            Fraction(rate) if rate else None, s.time_base)
+                            Fraction(rate) if rate else None, s.time_base,
+                            s.id if isinstance(s.id, int) and s.id > 0 else 1)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         # UnicodeDecodeError: PyAV decodes the boxes' strings (handler names) as UTF-8.
         raise MediaError(f"init segment does not parse: {exc}") from None

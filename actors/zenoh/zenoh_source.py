@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -256,13 +255,14 @@ class ZenohSource(Source):
         try:
             meta = decode_attachment(sample.attachment.to_bytes() if sample.attachment
                                      else None)
-            data = b""
+            data, frames = b"", 0
             if not meta["eos"]:
                 if not 0 < len(payload) <= self.settings.max_segment_bytes:
                     raise BadPayload(f"payload of {len(payload)} bytes (limit "
                                      f"{self.settings.max_segment_bytes})")
                 data = payload.to_bytes()
                 check_segment(data)  # torn or foreign bytes never reach the output
+                frames = sample_count(data, self.info.video_track)
         except Exception as exc:  # BadPayload, MediaError, and what no parser foresaw
             self._count_bad("malformed", str(exc) if isinstance(exc, (BadPayload, MediaError))
                             else f"{type(exc).__name__}: {exc}")
@@ -289,10 +289,13 @@ class ZenohSource(Source):
                    and not self.closing):
                 self.cond.wait(WAIT_SLICE_S)
             self.stats["received"] += 1
+            # "samples": the segment's video frames, which progress and summaries count
+            # (an audio track's samples are not frames).
             packet = Packet(data, pts=meta["pts"], dts=meta["pts"],
                             duration=meta["duration"], time_base=meta["time_base"],
                             keyframe=meta["keyframe"],
-                            meta={"seq": seq, "codec": meta["codec"], "init": False})
+                            meta={"seq": seq, "codec": meta["codec"], "init": False,
+                                  "samples": frames})
             self.buffer[seq] = (packet, time.monotonic())
             self.cond.notify_all()
 
@@ -374,8 +377,7 @@ class ZenohSource(Source):
             return None
         if not item.meta.get("init"):
             self.stats["delivered"] += 1
-            with contextlib.suppress(MediaError):  # frames received, by the segments' trun
-                self.stats["samples"] += sample_count(item.data)
+            self.stats["samples"] += item.meta["samples"]  # video frames, by the truns
         if self.decoder is None:
             return item
         self.decoded = self.decoder.handle(item)
