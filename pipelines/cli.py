@@ -219,15 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"probe": cmd_probe, "transcode": cmd_transcode, "receive": cmd_receive,
                 "serve": cmd_serve, "record": cmd_record}
     # With --json or --stats-json, stdout carries JSON only: whatever else would print
-    # there (Ray forwards worker and raylet notices to the driver's stdout, even at
-    # exit) goes to stderr. A real command keeps that until the process ends; a call
-    # from Python (argv given) gets its stdout back.
-    args.json_out = sys.stdout
+    # there (Ray forwards worker and raylet notices to the driver's stdout) goes to
+    # stderr. A call from Python (argv given) gets its stdout back.
     redirect = getattr(args, "json", False) or getattr(args, "stats_json", False)
-    if redirect:
-        sys.stdout = sys.stderr
+    with contextlib.ExitStack() as stack:
+        args.json_out = sys.stdout
+        if redirect:
+            from pipelines.progress import stdout_for_json
+
+            args.json_out = stack.enter_context(stdout_for_json(restore=argv is not None))
+        return run_command(commands[args.command], args)
+
+
+def run_command(command: Any, args: argparse.Namespace) -> int:
     try:
-        return commands[args.command](args)
+        return command(args)
     except (ConfigError, MediaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -237,9 +243,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        if redirect and argv is not None:
-            sys.stdout = args.json_out
 
 
 def output_options(args: argparse.Namespace) -> Any:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from typing import IO, Any
 
 from rich.console import Console
@@ -10,6 +14,38 @@ from rich.table import Table
 
 from pipelines.runtime.stats import PipelineStats, PoolStats
 from pipelines.runtime.stats import Progress as PipelineProgress
+
+
+@contextlib.contextmanager
+def stdout_for_json(restore: bool) -> Iterator[IO[str]]:
+    """Keep stdout for JSON alone: yields a stream on the real stdout, and sends the rest
+    there to stderr, Python's ``sys.stdout`` (where Ray prints worker and raylet notices,
+    even at exit) and file descriptor 1 alike (anything in the driver's process writing
+    on it from C). ``restore``: put both back at the end, for a caller from Python; a
+    command keeps them until the process ends, so that Ray's exit prints stay off it.
+    """
+    original = sys.stdout
+    try:
+        fd = original.fileno()
+    except (AttributeError, OSError, ValueError):  # captured (pytest's capsys): no fd
+        fd = None
+    saved = None
+    json_out = original
+    if fd == 1:
+        original.flush()
+        saved = os.dup(1)
+        json_out = os.fdopen(saved, "w", buffering=1, closefd=False)
+        os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        yield json_out
+    finally:
+        json_out.flush()
+        if restore:
+            sys.stdout = original
+            if saved is not None:
+                os.dup2(saved, 1)
+                os.close(saved)
 
 
 class ProgressDisplay:
