@@ -9,14 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import zenoh
 from streams import decode_bytes, make_segments
-from zenoh_helpers import RawPublisher, free_endpoint
+from zenoh_helpers import RawPublisher, free_endpoint, wait_until
 
 from actors.streaming.fmp4_file_sink import Fmp4FileSink
 from actors.zenoh.link import ZenohOptions, encode_attachment, keys
@@ -52,16 +51,6 @@ class Forger:
 
     def close(self) -> None:
         self.session.close()
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Forged and real samples come from different sessions, so nothing orders them:
-    wait until the receiver has counted the forgeries before the publisher goes on."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
 
 
 def receiver(prefix: str, endpoint: str, out: str) -> Pipeline:
@@ -105,6 +94,8 @@ def test_a_third_peer_cannot_corrupt_or_cut_the_stream_short(ray_session, items,
         for seq in range(3):
             pub.segment(media[seq], seq)
         wait_until(lambda: rx.results("src")["delivered"] == 3, "3 segments delivered")
+        # Forged and real samples come from different sessions, so nothing orders them:
+        # the publisher goes on once the receiver has counted every forgery.
         forge_all(forger, pub, media)
         wait_until(lambda: rx.results("src")["foreign"] + rx.results("src")["malformed"]
                    == 10, "10 forgeries counted")

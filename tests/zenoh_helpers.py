@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from actors.testing import ListSource
@@ -18,6 +19,16 @@ def free_endpoint() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"tcp/127.0.0.1:{s.getsockname()[1]}"
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll ``check`` until it holds: tests wait on what happened, not on a clock, so a
+    slow machine only makes them slower."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.1)
 
 
 class RawPublisher:
