@@ -12,9 +12,12 @@ instance that only this process uses needs none of them at start-up; see
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
+import secrets
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,9 +119,16 @@ def start_local_ray(num_cpus: int | None = None, quiet: bool = False,
         **init_kwargs,
     }
     with _lean_head_node(options) as started:
-        ray.init(**kwargs)
+        try:
+            ray.init(**kwargs)
+        except BaseException:
+            _abandon_start(started.get("node"))
+            raise
     node = started.get("node")
-    if node is not None and options.log_monitor_delay:
+    if node is None:
+        return
+    _make_private(node.get_session_dir_path())
+    if options.log_monitor_delay:
         node.start_log_monitor_later(options.log_monitor_delay)
 
 
@@ -136,8 +146,141 @@ def start_log_forwarding() -> None:
 
 
 def shutdown_ray() -> None:
+    """Disconnect, and end the embedded Ray if this process started one. A Ctrl-C
+    meanwhile is ignored: an interrupted ray.shutdown() leaves Ray's agents running."""
     if ray.is_initialized():
-        ray.shutdown()
+        with _sigint_ignored():
+            ray.shutdown()
+
+
+@atexit.register  # after ray's own hook in registration, so it runs first
+def _shutdown_at_exit() -> None:
+    """Ray shuts down at exit by itself; a Ctrl-C then (the second of two quick ones)
+    interrupted it, printed a traceback and left the agents running. The process is
+    ending, so SIGINT stays ignored for Ray's own hook too."""
+    if ray.is_initialized() and _in_main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ray.shutdown(_exiting_interpreter=True)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if not _in_main_thread():  # only the main thread may set handlers (and gets SIGINT)
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _abandon_start(node: Any) -> None:
+    """ray.init() failed or was interrupted (Ctrl-C) after it started processes: end them.
+
+    Ray kills nothing then (it never got a node to shut down). The GCS and the raylet
+    die with this process, but the raylet's children, the dashboard and runtime-env
+    agents, outlived it (7 of 8 SIGINTs during start-up, measured): they are found as
+    the raylet's descendants while it is stopped, so that it forks no more.
+    """
+    if node is None:
+        return
+    with _sigint_ignored():
+        pids = [info.process.pid for infos in dict(node.all_processes).values()
+                for info in infos if info.process is not None]
+        for pid in pids:
+            _signal(pid, signal.SIGSTOP)
+        for pid in [*_descendants(pids), *pids]:
+            _signal(pid, signal.SIGKILL)
+        try:
+            node.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+        except Exception:
+            log.debug("could not reap Ray's processes", exc_info=True)
+        _restore_auth_env()
+        try:
+            ray.shutdown()  # the half-made connection, so that ray.init() may run again
+        except Exception:
+            log.debug("ray.shutdown() after a failed start", exc_info=True)
+
+
+def _descendants(roots: list[int]) -> list[int]:
+    """Every process below ``roots`` (Linux /proc; elsewhere none are found)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name in () may hold spaces
+        children.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _make_private(session_dir: str) -> None:
+    """Ray makes every directory it creates mode 0777 (try_make_directory_shared), so any
+    local user could read the logs or replace the raylet's socket; this instance is ours
+    alone, and its workers run as this user."""
+    try:
+        os.chmod(session_dir, 0o700)
+    except OSError:
+        log.debug("could not make %s private", session_dir, exc_info=True)
+
+
+AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+_own_token: dict[str, str] = {}
+
+
+def _private_auth_token() -> None:
+    """Give the embedded Ray a token of its own, in the environment its processes inherit.
+
+    Left to itself, ray.init() turns token authentication on and, without a token,
+    writes one to ~/.ray/auth_token with the umask's mode (0644: every local user
+    could read it, and it stays valid for any later Ray of this user). A token in
+    RAY_AUTH_TOKEN takes precedence over that file, so none is written. An explicit
+    RAY_AUTH_* setting is the user's choice and is kept.
+    """
+    if any(name in os.environ for name in AUTH_ENV):
+        return
+    _own_token["token"] = os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    _reset_token_cache()
+
+
+def _restore_auth_env() -> None:
+    """Once the embedded Ray is gone, a later connection of this process (to a cluster)
+    must use the user's token again, not ours."""
+    token = _own_token.pop("token", None)
+    if token is not None and os.environ.get("RAY_AUTH_TOKEN") == token:
+        del os.environ["RAY_AUTH_TOKEN"]
+        _reset_token_cache()
+
+
+def _reset_token_cache() -> None:
+    try:
+        from ray._raylet import AuthenticationTokenLoader
+
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):
+        log.debug("Ray has no token loader cache to reset", exc_info=True)
 
 
 @contextlib.contextmanager
@@ -227,9 +370,15 @@ def _lean_head_node(options: LocalRayOptions) -> Iterator[dict[str, Any]]:
                 super().kill_all_processes(*args, **kwargs)
             finally:
                 self._parallax_closed.set()
+                if self is started.get("node"):
+                    _restore_auth_env()
 
+    _private_auth_token()  # before ray.init(), which writes the file before any node
     node_module.Node = LeanNode
     try:
         yield started
+    except BaseException:
+        _restore_auth_env()
+        raise
     finally:
         node_module.Node = base
