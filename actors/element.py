@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from actors.errors import CapsError, ParallaxError
 from actors.flow import Block, FlowPolicy, FlowSignal
+from actors.pacing import Backlog
 from actors.types import (
     ANY,
     ENCODED_VIDEO,
@@ -237,6 +238,8 @@ class Source(Element):
     def __init__(self) -> None:
         super().__init__()
         self.flow_signal = FlowSignal.Ok
+        self.backlog = Backlog()
+        """The fullest output edge as the runtime last saw it (live sources pace by it)."""
 
     def produce(self) -> Any:
         """Return the next item, None when there is nothing this time, or EOS at the end."""

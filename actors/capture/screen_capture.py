@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import time
@@ -13,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from actors.element import Source
-from actors.errors import ConfigError, FlowError, MediaError
-from actors.flow import WAIT_SLICE_S, Drop, FlowPolicy, FlowSignal
+from actors.errors import ConfigError, MediaError
+from actors.flow import WAIT_SLICE_S, Drop, FlowPolicy
+from actors.pacing import DEFAULT_MAX_STALL_S, LivePacer
 from actors.types import EOS, Caps, Frame, parse_rate
 
 log = logging.getLogger("parallax.screen_capture")
@@ -33,9 +33,9 @@ class ScreenCaptureSettings:
     """Seconds to record; None runs until stopped."""
     display: str | None = None
     """X display (":99"); None uses $DISPLAY where the source runs."""
-    fail_after: float | None = 1.0
-    """Seconds of consecutive drops or skipped captures before the pipeline fails;
-    None keeps recording whatever is lost."""
+    max_stall: float | None = DEFAULT_MAX_STALL_S
+    """Seconds in which downstream finishes nothing (a stall, not a slow encoder, whose
+    frames are dropped evenly) before the pipeline fails; None waits forever."""
 
     def __post_init__(self) -> None:
         if not 0 < self.fps <= MAX_FPS:
@@ -49,8 +49,8 @@ class ScreenCaptureSettings:
             if x < 0 or y < 0 or w < 2 or h < 2:
                 raise ConfigError(f"--region {x},{y},{w},{h}: X and Y must be >= 0, and W and "
                                   "H at least 2 pixels")
-        if self.fail_after is not None and self.fail_after <= 0:
-            raise ConfigError(f"fail_after={self.fail_after:g}: must be > 0 seconds, or None")
+        if self.max_stall is not None and self.max_stall <= 0:
+            raise ConfigError(f"--max-stall {self.max_stall:g}: must be more than 0 seconds")
         if self.duration is not None and self.duration <= 0:
             raise ConfigError(f"--duration {self.duration:g}: must be > 0 seconds")
 
@@ -59,8 +59,9 @@ class ScreenCaptureSource(Source):
     """Grabs BGRA frames on an absolute schedule (tick k at start + k/fps), so sleeps never
     accumulate drift. Each frame's pts is its tick and its meta holds the capture time.
 
-    While downstream is Busy the source skips captures instead of grabbing frames only to
-    drop them; a skip counts as a drop, and a second of them in a row fails the pipeline.
+    When downstream is slower than the capture rate, a LivePacer keeps the share of
+    ticks downstream sustains, spread evenly, and skips the others without grabbing them
+    (each skip counts as a drop); a stall of ``max_stall`` seconds fails the pipeline.
     """
 
     def __init__(self, settings: ScreenCaptureSettings | None = None, **options: Any) -> None:
@@ -71,16 +72,13 @@ class ScreenCaptureSource(Source):
         self.captured = 0
         self.skipped = 0
         self.missed = 0
-        self.consecutive_skips = 0
         self.t0: float | None = None
-
-    @property
-    def max_consecutive(self) -> int | None:
-        after = self.settings.fail_after
-        return None if after is None else max(1, math.ceil(self.settings.fps * after))
+        self.pacer = LivePacer(self.settings.fps, self.settings.max_stall)
 
     def flow_policy(self) -> FlowPolicy:
-        return Drop(log_drops=True, max_consecutive=self.max_consecutive)
+        # The pacer skips captures before they are taken; the policy only drops what
+        # still finds no credit, and the pacer's stall bound is the safety net.
+        return Drop(log_drops=True, max_consecutive=None)
 
     def _open(self) -> None:
         import mss
@@ -124,6 +122,7 @@ class ScreenCaptureSource(Source):
         if self.sct is None:
             self._open()
         self.t0 = None
+        self.pacer = LivePacer(self.settings.fps, self.settings.max_stall, self.name)
 
     def frames_total(self) -> int | None:
         d = self.settings.duration
@@ -146,10 +145,10 @@ class ScreenCaptureSource(Source):
             self.tick += late
         tick = self.tick
         self.tick += 1
-        if self.flow_signal is FlowSignal.Busy:
-            self._skip()
+        if not self.pacer.admit(tick, self.backlog, now):
+            self.skipped += 1
+            self.counters.drops += 1
             return None
-        self.consecutive_skips = 0
         shot = self.sct.grab(self.box)
         capture_time = time.time()
         data = np.frombuffer(shot.bgra, np.uint8).reshape(shot.height, shot.width, 4)
@@ -158,26 +157,15 @@ class ScreenCaptureSource(Source):
                      time_base=self.time_base, duration=1,
                      meta={"capture_time": capture_time, "seq": tick})
 
-    def _skip(self) -> None:
-        self.skipped += 1
-        self.counters.drops += 1
-        self.consecutive_skips += 1
-        limit = self.max_consecutive
-        if limit is not None and self.consecutive_skips >= limit:
-            raise FlowError(
-                f"skipped {self.consecutive_skips} captures in a row "
-                f"({self.settings.fail_after:g} s) because downstream "
-                "stayed busy: it cannot keep up; lower --fps or the size, or use a faster "
-                "encoder or preset")
-
     def close(self, ok: bool) -> None:
         if self.sct is not None:
             self.sct.close()
             self.sct = None
 
     def results(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.t0 if self.t0 is not None else 0.0
         return {"captured": self.captured, "skipped": self.skipped, "missed": self.missed,
-                "ticks": self.tick}
+                "ticks": self.tick, **self.pacer.report(elapsed)}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

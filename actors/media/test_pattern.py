@@ -20,6 +20,7 @@ import numpy as np
 from actors.element import Source
 from actors.errors import ConfigError
 from actors.flow import Block, Drop, FlowPolicy
+from actors.pacing import DEFAULT_MAX_STALL_S, LivePacer
 from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame, parse_rate
 
 PATTERNS = ("smpte", "ball", "gradient", "snow", "checkers", "solid")
@@ -54,7 +55,10 @@ class TestPatternSettings:
     duration: float | None = None
     """Seconds to produce, as an alternative to num_frames."""
     live: bool = False
-    """Pace frames at ``rate`` in real time (and drop when downstream has no credit)."""
+    """Pace frames at ``rate`` in real time; when downstream is slower, keep the share of
+    frames it sustains, evenly spread (see actors/pacing.py)."""
+    max_stall: float | None = DEFAULT_MAX_STALL_S
+    """Live only: seconds in which downstream finishes nothing before the run fails."""
     format: str = "yuv420p"
     """Pixel format out: rgba or yuv420p."""
     timecode: bool = False
@@ -108,6 +112,7 @@ class TestPatternSource(Source):
         self._t0: float | None = None
         self._static: np.ndarray | None = None
         self._rng = np.random.default_rng(0)
+        self.pacer = LivePacer(float(s.rate), s.max_stall)
 
     def configure(self, caps_in: Caps | None) -> Caps:
         s = self.settings
@@ -122,6 +127,15 @@ class TestPatternSource(Source):
     def frames_total(self) -> int | None:
         return self.settings.total
 
+    def start(self) -> None:
+        self.pacer = LivePacer(float(self.settings.rate), self.settings.max_stall, self.name)
+
+    def results(self) -> dict[str, Any]:
+        if not self.settings.live:
+            return {}
+        elapsed = time.monotonic() - self._t0 if self._t0 is not None else 0.0
+        return self.pacer.report(elapsed)
+
     def produce(self) -> Any:
         s = self.settings
         total = s.total
@@ -133,6 +147,9 @@ class TestPatternSource(Source):
                 return EOS
         n = self.index
         self.index += 1
+        if s.live and not self.pacer.admit(n, self.backlog, time.monotonic()):
+            self.counters.drops += 1  # a skipped tick: its frame is never drawn
+            return None
         data = self.render(n)
         return Frame(data, s.format, s.width, s.height, pts=n, time_base=self.time_base,
                      duration=1, meta={"seq": n, "capture_time": time.time()})

@@ -176,6 +176,11 @@ class EdgeSender:
     def in_flight(self) -> int:
         return len(self._inflight)
 
+    @property
+    def credits(self) -> int:
+        """Items this edge lets be in flight."""
+        return self.window
+
     def snapshots(self) -> list[dict[str, Any]]:
         """This edge's figures (a pool's dispatcher also reports the edges behind it)."""
         return [self.snapshot()]

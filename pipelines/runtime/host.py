@@ -22,7 +22,8 @@ import ray
 
 from actors.element import Counters, Element, Source
 from actors.errors import ConfigError, ParallaxError, PipelineError
-from actors.flow import FlowSignal
+from actors.flow import Block, FlowSignal
+from actors.pacing import Backlog
 from actors.types import EOS, MAIN_PAD, Caps, OnPad
 from pipelines.runtime.defaults import WAIT_SLICE_S
 from pipelines.runtime.edge import (
@@ -353,9 +354,17 @@ class ElementHost:
 
     def _update_signal(self, source: Source) -> None:
         for sender in self.senders:
+            if not isinstance(sender.policy, Block):
+                # A live source that skips ticks sends nothing, and only a send reaps the
+                # finished items: reap here, or its pacer would see a stall that is not.
+                sender.has_credit()
             sender.policy.pump(sender, sender.flow)
             dropping = sender.flow.consecutive_drops > 0
             sender.signals.update(sender.in_flight, dropping=dropping)
+        fullest = max(self.senders, key=lambda s: s.in_flight / s.credits, default=None)
+        if fullest is not None:
+            source.backlog = Backlog(fullest.credits, fullest.in_flight,
+                                     fullest.sent - fullest.in_flight)
         worst = max((s.signals.current for s in self.senders), key=SIGNAL_RANK.get,
                     default=FlowSignal.Ok)
         if worst is not self.signal:

@@ -153,6 +153,11 @@ class PoolDispatcher:
     def in_flight(self) -> int:
         return len(self._items)
 
+    @property
+    def credits(self) -> int:
+        """Items the pool lets be in flight: every live replica's window."""
+        return self.window * max(1, len(self.replicas))
+
     def snapshots(self) -> list[dict[str, Any]]:
         mine = {
             "edge": self.name, "consumer": self.pool,

@@ -1,0 +1,137 @@
+"""LivePacer: which ticks a live source keeps when downstream is slower than its rate.
+
+A live source (screen capture, a live test pattern) cannot slow time down, so when the
+encoder sustains 16 fps under a 30 fps capture some captures must go. Skipping every
+capture while the edge is Busy drops them in bursts: a freeze of a second, then a burst.
+The pacer instead measures what downstream delivers (credits returned per second, as
+the runtime reports them in a ``Backlog``) and keeps that share of the ticks, spread
+evenly (an accumulator, as a line-drawing algorithm spreads steps), so the recording
+plays smoothly at the lower rate; it climbs back when downstream catches up.
+
+It also bounds a real stall: time in which downstream finished nothing although items
+were waiting for it, which a slow but moving encoder never triggers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from actors.errors import ConfigError, FlowError
+
+log = logging.getLogger("parallax.pacing")
+
+DEFAULT_MAX_STALL_S = 5.0
+MEASURE_PERIOD_S = 0.5  # how often the kept share follows the measured delivery
+MIN_KEEP = 0.02  # the share kept while downstream delivers nothing (a probe, not a flood)
+HIGH_FRACTION = 0.75  # pacing starts when this share of the window is in flight
+OVERLOAD_AT = 0.95  # a kept share below this is an overload worth one warning
+
+
+@dataclass
+class Backlog:
+    """A source's view of its fullest output edge, kept current by the runtime."""
+
+    window: int = 0
+    """Credits of that edge; 0 until the runtime has said."""
+    in_flight: int = 0
+    """Items sent and not yet finished downstream."""
+    completed: int = 0
+    """Items downstream has finished (credits returned) since the start."""
+
+
+class LivePacer:
+    """Decides, tick by tick, whether a live source captures (see the module's text)."""
+
+    def __init__(self, fps: float, max_stall: float | None = DEFAULT_MAX_STALL_S,
+                 name: str = "source") -> None:
+        if max_stall is not None and max_stall <= 0:
+            raise ConfigError(f"--max-stall {max_stall:g}: must be more than 0 seconds")
+        self.fps = float(fps)
+        self.max_stall = max_stall
+        self.name = name
+        self.keep = 1.0
+        self.capacity = 0.0
+        """The share of ticks downstream last took while saturated (0: not measured)."""
+        self._acc = 0.0
+        self._mark: tuple[float, int] | None = None  # (time, completed) of the last update
+        self._progress_at: float | None = None
+        self._last_completed = 0
+        self._last_kept_tick: int | None = None
+        self.kept = 0
+        self.skipped = 0
+        self.longest_gap = 0
+        """Most ticks between two kept captures (1 when none was skipped)."""
+        self.lowest_keep = 1.0
+        self.warned = False
+
+    def admit(self, tick: int, backlog: Backlog, now: float) -> bool:
+        """Whether to capture ``tick``; call once per tick, in order."""
+        self._follow(backlog, now)
+        self._check_stall(backlog, now)
+        self._acc = min(self._acc + self.keep, 1.0 + self.keep)
+        full = backlog.window and backlog.in_flight >= backlog.window
+        if self._acc < 1.0 or full:
+            self.skipped += 1
+            return False
+        self._acc -= 1.0
+        if self._last_kept_tick is not None:
+            self.longest_gap = max(self.longest_gap, tick - self._last_kept_tick)
+        self._last_kept_tick = tick
+        self.kept += 1
+        return True
+
+    def _follow(self, backlog: Backlog, now: float) -> None:
+        """Every MEASURE_PERIOD_S: while the window has room, keep every tick (a drop costs
+        more than a few frames of latency); once it is three-quarters full, keep the share
+        downstream delivered, less what drains the excess, so the window never fills and
+        the kept ticks stay evenly spread."""
+        if self._mark is None:
+            self._mark = (now, backlog.completed)
+            return
+        t, done = self._mark
+        if now - t < MEASURE_PERIOD_S or not backlog.window:
+            return
+        high = max(1, math.ceil(HIGH_FRACTION * backlog.window))
+        delivered = (backlog.completed - done) / (now - t) / self.fps
+        if backlog.in_flight >= high:
+            # Saturated: what it delivered is what it can take (a warm-up or a stall that
+            # delivered nothing says nothing about that, so the last figure stays).
+            if delivered > 0:
+                self.capacity = delivered
+            share = delivered * (1.0 - (backlog.in_flight - high) / backlog.window)
+        else:
+            # Room again: at least what it last took, then climb towards every tick.
+            share = max(self.keep * 1.25 + 0.05, self.capacity * 1.05)
+        self.keep = min(1.0, max(MIN_KEEP, share))
+        self.lowest_keep = min(self.lowest_keep, self.keep)
+        self._mark = (now, backlog.completed)
+        if self.keep < OVERLOAD_AT and not self.warned:
+            self.warned = True
+            log.warning("%s: encoding overloaded: downstream keeps up with about %.0f of %g "
+                        "fps, so frames are dropped evenly; lower --fps or the size, or use "
+                        "a faster --preset or --encoder", self.name, self.keep * self.fps,
+                        self.fps)
+
+    def _check_stall(self, backlog: Backlog, now: float) -> None:
+        if backlog.completed != self._last_completed or backlog.in_flight == 0 \
+                or self._progress_at is None:
+            self._progress_at = now
+            self._last_completed = backlog.completed
+            return
+        stalled = now - self._progress_at
+        if self.max_stall is not None and stalled > self.max_stall:
+            raise FlowError(
+                f"downstream finished nothing for {stalled:.1f} s (--max-stall "
+                f"{self.max_stall:g}); {self.kept} frames were captured before it stopped; "
+                "check the encoder and the output, or raise --max-stall")
+
+    def report(self, elapsed: float) -> dict[str, float | int]:
+        """Requested and kept rates, the drop share and the longest freeze."""
+        ticks = self.kept + self.skipped
+        return {"requested_fps": self.fps,
+                "kept_fps": round(self.kept / elapsed, 2) if elapsed > 0 else 0.0,
+                "dropped_pct": round(100 * self.skipped / ticks, 1) if ticks else 0.0,
+                "longest_freeze_s": round(self.longest_gap / self.fps, 3),
+                "lowest_keep": round(self.lowest_keep, 3)}
