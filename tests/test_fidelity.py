@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -61,11 +62,11 @@ def make_video(path: str, codec: str = "libx264", pix_fmt: str = "yuv420p",
 
 def set_rotation(path: str, degrees: int) -> None:
     """Writes the display matrix of a ``degrees`` clockwise turn into the tkhd box."""
-    data = bytearray(open(path, "rb").read())
+    data = bytearray(Path(path).read_bytes())
     at = data.find(b"tkhd")
     assert at > 0 and data[at + 4] == 0, "expected a version-0 tkhd"
     struct.pack_into(">9i", data, at + 44, *MATRIX[degrees])
-    open(path, "wb").write(data)
+    Path(path).write_bytes(data)
 
 
 def first_frame(path: str) -> av.VideoFrame:
