@@ -188,6 +188,9 @@ def build_parser() -> Parser:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p = sub.add_parser("probe", help="list encoder backends and the hardware found")
     p.add_argument("--json", action="store_true")
+    from pipelines.cluster_status import add_parser as add_cluster_parser
+
+    add_cluster_parser(sub)
     return parser
 
 
@@ -216,8 +219,10 @@ def region(text: str) -> tuple[int, int, int, int]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from pipelines.cluster_status import cmd_cluster
+
     commands = {"probe": cmd_probe, "transcode": cmd_transcode, "receive": cmd_receive,
-                "serve": cmd_serve, "record": cmd_record}
+                "serve": cmd_serve, "record": cmd_record, "cluster": cmd_cluster}
     # With --json or --stats-json, stdout carries JSON only: whatever else would print
     # there (Ray forwards worker and raylet notices to the driver's stdout) goes to
     # stderr. A call from Python (argv given) gets its stdout back.
