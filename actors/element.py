@@ -234,6 +234,9 @@ class Source(Element):
     """An element with no input that produces items."""
 
     accepts: ClassVar[tuple[str, ...]] = ()
+    live: bool = False
+    """Produces in real time (a capture, a network stream): what it missed cannot be had
+    again, so its outputs are written to survive a failure (fragmented MP4)."""
 
     def __init__(self) -> None:
         super().__init__()

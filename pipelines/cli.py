@@ -177,6 +177,10 @@ def build_parser() -> Parser:
     rc.add_argument("--preset", help="encoder speed preset (default veryfast)")
     rc.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     rc.add_argument("--display", help="X display, e.g. :99 (default: $DISPLAY)")
+    rc.add_argument("--max-stall", type=positive_float, default=5.0, metavar="S",
+                    help="fail when the encoder and output finish nothing for S seconds "
+                         "(a slow encoder only makes the capture drop frames evenly; "
+                         "default 5)")
     add_output_options(rc)
     add_run_options(rc)
     v = sub.add_parser("serve", help="serve an HLS directory with a player page",
@@ -353,7 +357,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     check_overwrite(args.output, args.overwrite)
     opts = RecordOptions(args.output, args.fps, args.monitor, args.region, args.width,
                          args.height, args.codec, args.encoder, args.preset, args.duration,
-                         args.display, output_options(args))
+                         args.display, output_options(args), max_stall=args.max_stall)
     # --duration counts capture ticks from the first frame, so Ray's start-up is not
     # part of the recording and the frame count is exact.
     return run_pipeline(build_record(opts), args, "record", live_stats=True, live=True)
@@ -447,11 +451,18 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         print(f"warning: input truncated or damaged: decoded {src['decoded']} of "
               f"{src['expected']} frames ({src['lost']} lost)", file=sys.stderr)
     last = pipeline.sink_names()[-1]
+    from pipelines.record import live_report
+
+    live_source = pipeline.results(pipeline.source_names()[0]) or {}
+    capture = live_report(live_source)
     if not args.quiet and not args.stats_json:
         print_summary(stats, pipeline.results(last), sys.stderr)
+        if capture:
+            print(capture, file=sys.stderr)
     if args.json:
-        print(json.dumps({**stats.to_dict(), **(extra() if extra else {})}, default=str),
-              file=args.json_out, flush=True)
+        more = {"capture": live_source} if capture else {}
+        print(json.dumps({**stats.to_dict(), **more, **(extra() if extra else {})},
+                         default=str), file=args.json_out, flush=True)
     elif extra:
         extra()
     # A file job cut short says so; for live jobs (record, receive) Ctrl-C is the way to

@@ -27,6 +27,10 @@ ZENOH_SCHEME = "zenoh:"
 HLS_SUFFIX = ".m3u8"
 HLS_FRAGMENT_S = 2.0  # as FFmpeg's hls_time
 ZENOH_FRAGMENT_S = 1.0  # live streams: a shorter fragment is a shorter delay
+# A live source's .mp4 is written fragmented (as OBS's hybrid MP4 and ffmpeg's
+# -movflags frag_keyframe do): a recording cannot be run again, and a fragmented file
+# whose writer died still plays up to its last complete fragment.
+LIVE_MP4_FRAGMENT_S = 2.0
 
 
 def zenoh_prefix(spec: str) -> str | None:
@@ -70,20 +74,24 @@ def output_kind(output: str) -> str:
                       "zenoh:PREFIX, or null to discard")
 
 
-def fragment_duration(output: str, opts: OutputOptions) -> float | None:
-    """Seconds per fragment for this output, or None when it is not fragmented."""
+def fragment_duration(output: str, opts: OutputOptions, live: bool = False) -> float | None:
+    """Seconds per fragment for this output, or None when it is not fragmented. ``live``:
+    the source is live, so an .mp4 is fragmented too."""
     kind = output_kind(output)
     if opts.fragment_duration is not None:
         if kind == "null":
             return None
         return opts.fragment_duration
+    if live and kind == "mp4":
+        return LIVE_MP4_FRAGMENT_S
     return {"hls": HLS_FRAGMENT_S, "zenoh": ZENOH_FRAGMENT_S}.get(kind)
 
 
-def build_output(output: str, opts: OutputOptions) -> list[tuple[str, Element]]:
+def build_output(output: str, opts: OutputOptions, live: bool = False
+                 ) -> list[tuple[str, Element]]:
     """(name, element) pairs that take encoded packets and write ``output``."""
     kind = output_kind(output)
-    frag = fragment_duration(output, opts)
+    frag = fragment_duration(output, opts, live)
     if kind == "null":
         return [("mux", NullSink())]
     if frag is None:
@@ -110,7 +118,7 @@ def add_job(pipeline: Pipeline, stages: list[tuple[str, Element]], output: str,
     chain. The source keeps its own host, so producing overlaps the rest, which may fuse.
     ``pools`` names the stages that run as pools of replicas, and how many;
     ``placements`` pins stages to nodes."""
-    stages = [*stages, *build_output(output, opts)]
+    stages = [*stages, *build_output(output, opts, live=stages[0][1].live)]
     pools, placements = pools or {}, placements or {}
     for name, element in stages:
         pipeline.add(element, name=name, replicas=pools.get(name),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from actors.capture.screen_capture import ScreenCaptureSource
 from actors.media.encoders import EncoderBackend, VideoCodec
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_scaler import VideoScaler
+from actors.pacing import DEFAULT_MAX_STALL_S
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.runtime.pipeline import Pipeline
 from pipelines.transcode import check_encoder_options
@@ -27,6 +29,8 @@ class RecordOptions:
     duration: float | None = None
     display: str | None = None
     out: OutputOptions = field(default_factory=OutputOptions)
+    max_stall: float | None = DEFAULT_MAX_STALL_S
+    """Seconds in which the encoder and output finish nothing before the run fails."""
 
     def __post_init__(self) -> None:
         output_kind(self.output)
@@ -41,9 +45,24 @@ def build_record(opts: RecordOptions) -> Pipeline:
                               opts.preset, None)
     return add_job(Pipeline("record", fusion=True), [
         ("src", ScreenCaptureSource(monitor=opts.monitor, region=opts.region, fps=opts.fps,
-                                    duration=opts.duration, display=opts.display)),
+                                    duration=opts.duration, display=opts.display,
+                                    max_stall=opts.max_stall)),
         ("scale", VideoScaler.new(opts.width, opts.height, "yuv420p")),
         ("encode", VideoEncoder(
             codec=opts.codec, backend=opts.encoder, preset=opts.preset,
-            keyframe_interval=fragment_duration(opts.output, opts.out) or 2.0)),
+            keyframe_interval=fragment_duration(opts.output, opts.out, live=True) or 2.0)),
     ], opts.output, opts.out)
+
+
+def live_report(results: dict[str, Any] | None) -> str | None:
+    """One line on how a live source kept up: requested and kept rates, drops, the longest
+    freeze; None for a source that is not live."""
+    if not results or "requested_fps" not in results:
+        return None
+    line = (f"capture: {results['requested_fps']:g} fps requested, {results['kept_fps']:g} "
+            f"kept, {results['dropped_pct']:g}% dropped, longest freeze "
+            f"{results['longest_freeze_s']:.2f} s")
+    if results["dropped_pct"] >= 5:
+        line += (" (the encoder could not keep up: lower --fps or the size, or use a "
+                 "faster --preset or --encoder)")
+    return line

@@ -252,9 +252,14 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
                                             opts.scale_algorithm)))
     stages.append(("encode", VideoEncoder(
         codec=codec, backend=backend, bitrate=opts.bitrate, crf=opts.crf, gop=opts.gop,
-        preset=opts.preset, keyframe_interval=fragment_duration(opts.output, opts.out))))
-    # A file is read where the command runs (it was just opened here), as in the farm.
-    placements = {} if is_testsrc(opts.input) else {"src": AT_DRIVER}
+        preset=opts.preset,
+        keyframe_interval=fragment_duration(opts.output, opts.out, live=source.live))))
+    # A file is read, and the output written, where the command runs (the input was just
+    # opened here), as in the farm. The rest stays there too: raw frames are too big to
+    # cross a network, and elements placed alike fuse into one host.
+    placements = {name: AT_DRIVER for name in ("rate", "scale", "encode", "mux", "sink")}
+    if not is_testsrc(opts.input):
+        placements["src"] = AT_DRIVER
     pipeline = add_job(Pipeline("transcode", fusion=opts.fusion), stages, opts.output, opts.out,
                        placements=placements)
     link_audio(pipeline, audio, "src", "mux")

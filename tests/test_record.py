@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,6 +172,39 @@ def test_a_stalled_encoder_fails_after_max_stall(ray_session, display):
         p.run()
     assert err.value.element == "src"
     assert "finished nothing" in str(err.value) and "frames were captured" in str(err.value)
+
+
+def test_a_killed_encoder_leaves_the_recording_playable_under_its_name(display, tmp_path):
+    """SIGKILL of the process that encodes (and, fused with it, writes): the run fails
+    (exit 1), and the MP4, fragmented because its source is live, keeps every complete
+    fragment under its final name."""
+    from test_batch import descendants
+    from test_writer_death import fragments, holder
+
+    out, part = tmp_path / "rec.mp4", tmp_path / ".rec.mp4.part"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "record", str(out),
+                             "--display", display, "--fps", "30", "--quiet"],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        with Painter(display):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and fragments(part) < 2:
+                time.sleep(0.2)
+            victim = holder(proc.pid, part)
+            assert victim, "no process held the recording open"
+            cmdline = Path(f"/proc/{victim}/cmdline").read_text(errors="replace")
+            assert "ElementHost" in cmdline and victim in descendants(proc.pid)
+            os.kill(victim, signal.SIGKILL)
+            _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert "complete fragment(s) of" in err and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["rec.mp4"]
+    info = probe_video(str(out))
+    assert info["frames"] >= 2 * 60 - 1  # two 2 s fragments at least, every frame decoded
+    assert {"red", "blue"} & decoded_colors(out)
 
 
 def test_no_display_is_a_clear_error(tmp_path):

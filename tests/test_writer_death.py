@@ -20,6 +20,7 @@ from test_batch import descendants
 from actors.streaming.fmp4 import complete_prefix
 
 LIVE_SOURCE = "testsrc:duration=60,size=320x240,live=1"  # paced: a minute unless killed
+FILE_LIKE_SOURCE = "testsrc:duration=900,size=320x240"  # not live: as fast as it encodes
 
 
 def holder(root: int, path: Path) -> int | None:
@@ -42,10 +43,11 @@ def fragments(path: Path) -> int:
         return 0
 
 
-def kill_writer(tmp_path: Path, *extra: str, ready: Callable[[Path], bool]) -> tuple[int, str]:
+def kill_writer(tmp_path: Path, *extra: str, ready: Callable[[Path], bool],
+                source: str = LIVE_SOURCE) -> tuple[int, str]:
     out, part = tmp_path / "out.mp4", tmp_path / ".out.mp4.part"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "transcode", LIVE_SOURCE,
+    run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "transcode", source,
                             str(out), "--quiet", *extra], stderr=subprocess.PIPE, text=True,
                            env=env, cwd=tmp_path)
     try:
@@ -65,17 +67,23 @@ def kill_writer(tmp_path: Path, *extra: str, ready: Callable[[Path], bool]) -> t
 
 
 def test_a_killed_progressive_writer_leaves_no_part_and_says_so(tmp_path):
+    # A file-like source: its output is progressive (a live one's is fragmented).
     t0 = time.monotonic()  # static bars encode to a few bytes a frame: wait, not count
-    code, err = kill_writer(tmp_path, ready=lambda part: time.monotonic() - t0 > 8)
+    code, err = kill_writer(tmp_path, ready=lambda part: time.monotonic() - t0 > 3,
+                            source=FILE_LIKE_SOURCE)
     assert code == 1, err
     assert "removed the incomplete output" in err and ".out.mp4.part" in err, err
     assert "Traceback" not in err
     assert sorted(os.listdir(tmp_path)) == []  # neither out.mp4 nor its .part
 
 
-def test_a_killed_fragmented_writer_keeps_its_complete_fragments(tmp_path):
-    code, err = kill_writer(tmp_path, "--fragment-duration", "1",
-                            ready=lambda part: fragments(part) >= 3)
+@pytest.mark.parametrize("extra, per_fragment", [(("--fragment-duration", "1"), 30),
+                                                 ((), 60)], ids=["asked", "live-default"])
+def test_a_killed_fragmented_writer_keeps_its_complete_fragments(tmp_path, extra,
+                                                                 per_fragment):
+    """Asked for with --fragment-duration, or by default for a live source's .mp4 (2 s
+    fragments), so that a recording survives its writer."""
+    code, err = kill_writer(tmp_path, *extra, ready=lambda part: fragments(part) >= 3)
     assert code == 1, err
     assert "complete fragment(s) of" in err, err
     assert sorted(os.listdir(tmp_path)) == ["out.mp4"]
@@ -83,8 +91,8 @@ def test_a_killed_fragmented_writer_keeps_its_complete_fragments(tmp_path):
     assert kept >= 3
     with av.open(str(tmp_path / "out.mp4")) as c:
         frames = sum(1 for _ in c.decode(video=0))
-    # Each fragment holds one second (30 frames); the torn last one was cut off cleanly.
-    assert frames == pytest.approx(kept * 30, abs=30), (frames, kept)
+    # Each fragment holds its seconds of frames; the torn last one was cut off cleanly.
+    assert frames == pytest.approx(kept * per_fragment, abs=per_fragment), (frames, kept)
 
 
 def test_ctrl_c_mid_transcode_finishes_the_output_and_exits_130(tmp_path):
@@ -103,7 +111,37 @@ def test_ctrl_c_mid_transcode_finishes_the_output_and_exits_130(tmp_path):
         run.kill()
     assert run.returncode == 130, err
     assert "interrupted: finishing the output" in err and "Traceback" not in err
-    with av.open(str(out)) as c:  # finalized: a progressive MP4 with its index
+    with av.open(str(out)) as c:  # finalized: a complete (fragmented) MP4
         frames = sum(1 for _ in c.decode(video=0))
     assert 60 <= frames < 60 * 30
     assert sorted(os.listdir(tmp_path)) == ["out.mp4"]
+
+
+def test_a_killed_hls_writer_leaves_an_ended_playlist_of_whole_segments(tmp_path):
+    out = tmp_path / "live.m3u8"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "transcode", LIVE_SOURCE,
+                            str(out), "--quiet", "--fragment-duration", "1"],
+                           stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (
+                not out.exists() or out.read_text().count("#EXTINF") < 3):
+            time.sleep(0.2)
+        hosts = [pid for pid in descendants(run.pid)
+                 if "ElementHost" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+        assert hosts, "no element host found"
+        for pid in hosts:  # the writer among them: nothing is left to finish the playlist
+            os.kill(pid, signal.SIGKILL)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 1, err
+    assert "ended the playlist" in err and "Traceback" not in err, err
+    text = out.read_text()
+    assert text.rstrip().endswith("#EXT-X-ENDLIST")
+    segments = [line for line in text.splitlines() if line.endswith(".m4s")]
+    assert len(segments) >= 3
+    with av.open(str(out)) as c:  # every listed segment is whole and decodes
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames == pytest.approx(len(segments) * 30, abs=30)

@@ -64,6 +64,8 @@ class ScreenCaptureSource(Source):
     (each skip counts as a drop); a stall of ``max_stall`` seconds fails the pipeline.
     """
 
+    live = True
+
     def __init__(self, settings: ScreenCaptureSettings | None = None, **options: Any) -> None:
         super().__init__()
         self.settings = settings or ScreenCaptureSettings(**options)

@@ -124,6 +124,10 @@ class TestPatternSource(Source):
             return Drop(log_drops=True, max_consecutive=None)
         return Block()
 
+    @property
+    def live(self) -> bool:  # type: ignore[override]
+        return self.settings.live
+
     def frames_total(self) -> int | None:
         return self.settings.total
 

@@ -13,6 +13,8 @@ from actors.media.muxing import check_output_dir
 from actors.streaming.hls import MediaPlaylist, Segment, target_duration, write_atomic
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
+ENDLIST = "#EXT-X-ENDLIST"
+
 log = logging.getLogger("parallax.hls_sink")
 
 HLS_MODES = ("vod", "live")
@@ -161,6 +163,22 @@ class HlsSink(Sink):
         log.warning("the pipeline stopped early: %s ends after %d segments (%.1f s), each "
                     "complete and playable", self.settings.location, self.written,
                     self.duration())
+
+    def salvage(self) -> str | None:
+        """End the playlist of a writer that died: every segment it lists was written
+        whole before the playlist named it (write_atomic), so they all play."""
+        loc = self.settings.location
+        try:
+            with open(loc) as f:
+                text = f.read()
+        except OSError:
+            return None
+        if ENDLIST in text:
+            return None
+        write_atomic(loc, text.rstrip("\n") + f"\n{ENDLIST}\n")
+        segments = text.count("#EXTINF")
+        return (f"ended the playlist {loc} after its {segments} complete segment(s): its "
+                f"writer '{self.name}' stopped before the end")
 
     def duration(self) -> float:
         return sum(s.duration for s in self.playlist.segments)

@@ -183,6 +183,10 @@ class Pipeline:
                 timeout=defaults.CONTROL_TIMEOUT_S)
         self.state = State.PLAYING
 
+    def source_names(self) -> list[str]:
+        """Elements with no inputs, in the order they were added."""
+        return [n for n in self.graph.nodes if not self.graph.inputs(n)]
+
     def sink_names(self) -> list[str]:
         """Elements with no outputs, in the order they were added."""
         return [n for n in self.graph.nodes if not self.graph.outputs(n)]
