@@ -48,9 +48,21 @@ def stdout_for_json(restore: bool) -> Iterator[IO[str]]:
                 os.close(saved)
 
 
+# Seconds between progress lines when stderr is not a terminal (a job's log, a file).
+LOG_PROGRESS_INTERVAL_S = 10.0
+
+
 class ProgressDisplay:
+    """A progress bar on a terminal; elsewhere (``ray job logs``, a redirect) a plain
+    line every LOG_PROGRESS_INTERVAL_S and one at the end, since a bar redrawn with
+    carriage returns reads as one endless line in a log."""
+
     def __init__(self, stream: IO[str], title: str = "transcode") -> None:
         self.console = Console(file=stream)
+        self.log_lines = not self.console.is_terminal
+        self.stream, self.title = stream, title
+        self.last: PipelineProgress | None = None
+        self.next_line = 0.0
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
             TextColumn("{task.completed}/{task.fields[total_text]} frames"),
@@ -59,19 +71,40 @@ class ProgressDisplay:
         self.task = self.bar.add_task(title, total=None, total_text="?", fps=0.0, drops=0)
 
     def __enter__(self) -> ProgressDisplay:
-        self.bar.start()
+        if not self.log_lines:
+            self.bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        if self.log_lines:
+            if self.last is not None:
+                self.write_line(self.last)
+        else:
+            self.bar.stop()
 
     def update(self, p: PipelineProgress) -> None:
+        if self.log_lines:
+            self.last = p
+            if p.elapsed >= self.next_line:
+                self.next_line = p.elapsed + LOG_PROGRESS_INTERVAL_S
+                if p.frames_processed:
+                    self.write_line(p)
+            return
         self.bar.update(self.task, completed=p.frames_processed, total=p.frames_total,
                         total_text=p.frames_total or "?", fps=p.fps, drops=p.drops)
 
 
+    def write_line(self, p: PipelineProgress) -> None:
+        total = f"/{p.frames_total} ({100 * p.frames_processed / p.frames_total:.0f}%)" \
+            if p.frames_total else ""
+        eta = f", {p.estimated_remaining:.0f} s left" if p.estimated_remaining else ""
+        self.stream.write(f"{self.title}: {p.frames_processed}{total} frames, {p.fps:.1f} fps, "
+                          f"{p.drops} drops, {p.elapsed:.0f} s{eta}\n")
+        self.stream.flush()
+
+
 def print_summary(stats: PipelineStats, output: dict[str, Any] | None, stream: IO[str]) -> None:
-    console = Console(file=stream)
+    console = Console(file=stream, soft_wrap=True)  # a path is not wrapped, even in a log
     out = ""
     if output and output.get("location"):
         out = f", wrote {output['location']} ({output['bytes'] / 1e6:.1f} MB)"

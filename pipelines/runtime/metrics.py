@@ -6,11 +6,21 @@ Updated from the host's stats snapshot (about once a second), never per frame.
 from __future__ import annotations
 
 import logging
+import statistics
 from typing import Any
+
+from pipelines.runtime.stats import _percentile
 
 log = logging.getLogger("parallax.metrics")
 
 COUNTERS = ("buffers_in", "buffers_out", "bytes_in", "bytes_out", "drops", "errors")
+# Gauges of the recent per-item latencies a host keeps (seconds): the median and the
+# 99th percentile, as PipelineStats reports them (latency_ms, latency_p99_ms, e2e...).
+LATENCY_GAUGES = {
+    "latency": ("latencies", 0.5, "Median latency at the element, arrival to release"),
+    "latency_p99": ("latencies", 0.99, "99th percentile latency at the element"),
+    "e2e_latency": ("e2e_latencies", 0.5, "Median capture-to-here latency"),
+}
 
 
 class HostMetrics:
@@ -40,6 +50,9 @@ class HostMetrics:
         made["mailbox_depth"] = metrics.Gauge(
             "parallax_mailbox_depth", description="Items waiting in the host mailbox",
             tag_keys=keys)
+        for name, (_, _, text) in LATENCY_GAUGES.items():
+            made[name] = metrics.Gauge(f"parallax_{name}_seconds", description=text,
+                                       tag_keys=keys)
         made["pool_replicas"] = metrics.Gauge(
             "parallax_pool_replicas", description="Live replicas of an element pool",
             tag_keys=keys)
@@ -73,6 +86,11 @@ class HostMetrics:
                     if delta > 0:
                         self._metrics[metric].inc(delta, tags=tags)
                         self._last[(name, key)] = figures[key]
+                for metric, (key, q, _) in LATENCY_GAUGES.items():
+                    if figures.get(key):
+                        value = (statistics.median(figures[key]) if q == 0.5
+                                 else _percentile(figures[key], q))
+                        self._metrics[metric].set(value, tags=tags)
             for pool in snap.get("pools", ()):
                 tags = {"pipeline": self.pipeline, "element": pool["pool"]}
                 live = sum(r["state"] == "live" for r in pool["replicas"])
