@@ -58,6 +58,12 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_latency_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latency", choices=["normal", "low"], default="normal",
+                   help="low: every frame encoded as it comes (x264/x265 zerolatency, no "
+                        "B-frames) and a live source keeps at most 2 frames in flight")
+
+
 def add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output (MP4, fragmented MP4, HLS and Zenoh)")
     g.add_argument("--faststart", action="store_true",
@@ -109,6 +115,7 @@ def build_parser() -> Parser:
     t.add_argument("--gop", type=positive_int,
                    help="frames between keyframes (default: one per fragment when fragmenting)")
     t.add_argument("--fps", type=float, help="output frame rate (drops or repeats frames)")
+    add_latency_option(t)
     t.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="one host per element (default: scale, encode and mux share one)")
     g = t.add_argument_group("the farm (file inputs: chunks of GOPs on a pool of workers)")
@@ -177,6 +184,7 @@ def build_parser() -> Parser:
     rc.add_argument("--preset", help="encoder speed preset (default veryfast)")
     rc.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     rc.add_argument("--display", help="X display, e.g. :99 (default: $DISPLAY)")
+    add_latency_option(rc)
     rc.add_argument("--max-stall", type=positive_float, default=5.0, metavar="S",
                     help="fail when the encoder and output finish nothing for S seconds "
                          "(a slow encoder only makes the capture drop frames evenly; "
@@ -286,7 +294,7 @@ def cmd_transcode(args: argparse.Namespace) -> int:
     opts = TranscodeOptions(
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
-        args.fuse, output_options(args), farm, audio_options(args))
+        args.fuse, output_options(args), farm, audio_options(args), args.latency)
     pipeline = build_transcode(opts, local=not os.environ.get("RAY_ADDRESS"))
     return run_pipeline(pipeline, args, "transcode", note=transcode_path(opts)[1],
                         extra=lambda: {"notes": pipeline.notes})
@@ -357,7 +365,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     check_overwrite(args.output, args.overwrite)
     opts = RecordOptions(args.output, args.fps, args.monitor, args.region, args.width,
                          args.height, args.codec, args.encoder, args.preset, args.duration,
-                         args.display, output_options(args), max_stall=args.max_stall)
+                         args.display, output_options(args), max_stall=args.max_stall,
+                         latency=args.latency)
     # --duration counts capture ticks from the first frame, so Ray's start-up is not
     # part of the recording and the frame count is exact.
     return run_pipeline(build_record(opts), args, "record", live_stats=True, live=True)
@@ -454,7 +463,7 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
     from pipelines.record import live_report
 
     live_source = pipeline.results(pipeline.source_names()[0]) or {}
-    capture = live_report(live_source)
+    capture = live_report(live_source, stats)
     if not args.quiet and not args.stats_json:
         print_summary(stats, pipeline.results(last), sys.stderr)
         if capture:

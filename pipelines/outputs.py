@@ -31,6 +31,8 @@ ZENOH_FRAGMENT_S = 1.0  # live streams: a shorter fragment is a shorter delay
 # -movflags frag_keyframe do): a recording cannot be run again, and a fragmented file
 # whose writer died still plays up to its last complete fragment.
 LIVE_MP4_FRAGMENT_S = 2.0
+LOW_LATENCY_WINDOW = 2  # items in flight from a live source with --latency low
+LATENCIES = ("normal", "low")
 
 
 def zenoh_prefix(spec: str) -> str | None:
@@ -56,6 +58,13 @@ class OutputOptions:
         if f is not None and not 0 < f <= MAX_FRAGMENT_DURATION:
             raise ConfigError(f"--fragment-duration {f:g}: must be more than 0 and at most "
                               f"{MAX_FRAGMENT_DURATION:g} seconds")
+
+
+def check_latency(latency: str) -> str:
+    """--latency: normal, or low (live jobs: every frame encoded at once, 2 in flight)."""
+    if latency not in LATENCIES:
+        raise ConfigError(f"--latency {latency!r}: use normal or low")
+    return latency
 
 
 def output_kind(output: str) -> str:
@@ -113,16 +122,20 @@ def segment_sink(output: str, opts: OutputOptions) -> Element:
 
 def add_job(pipeline: Pipeline, stages: list[tuple[str, Element]], output: str,
             opts: OutputOptions, pools: dict[str, int | str] | None = None,
-            placements: dict[str, Placement] | None = None) -> Pipeline:
+            placements: dict[str, Placement] | None = None,
+            source_window: int | None = None) -> Pipeline:
     """Add ``stages`` (the source first) and the elements writing ``output``, linked in a
     chain. The source keeps its own host, so producing overlaps the rest, which may fuse.
     ``pools`` names the stages that run as pools of replicas, and how many;
-    ``placements`` pins stages to nodes."""
+    ``placements`` pins stages to nodes; ``source_window`` bounds the source's edge (a
+    low-latency live job keeps one or two frames in flight, not a window's worth)."""
     stages = [*stages, *build_output(output, opts, live=stages[0][1].live)]
     pools, placements = pools or {}, placements or {}
     for name, element in stages:
         pipeline.add(element, name=name, replicas=pools.get(name),
                      placement=placements.get(name))
     for (a, _), (b, _) in itertools.pairwise(stages):
-        pipeline.link(a, b, fuse=False if a == stages[0][0] else None)
+        first = a == stages[0][0]
+        pipeline.link(a, b, fuse=False if first else None,
+                      window=source_window if first else None)
     return pipeline

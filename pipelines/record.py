@@ -10,7 +10,14 @@ from actors.media.encoders import EncoderBackend, VideoCodec
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_scaler import VideoScaler
 from actors.pacing import DEFAULT_MAX_STALL_S
-from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
+from pipelines.outputs import (
+    LOW_LATENCY_WINDOW,
+    OutputOptions,
+    add_job,
+    check_latency,
+    fragment_duration,
+    output_kind,
+)
 from pipelines.runtime.pipeline import Pipeline
 from pipelines.transcode import check_encoder_options
 
@@ -31,11 +38,15 @@ class RecordOptions:
     out: OutputOptions = field(default_factory=OutputOptions)
     max_stall: float | None = DEFAULT_MAX_STALL_S
     """Seconds in which the encoder and output finish nothing before the run fails."""
+    latency: str = "normal"
+    """"low": the encoder emits every frame at once (no B-frames, no lookahead) and the
+    capture keeps at most two frames in flight."""
 
     def __post_init__(self) -> None:
         output_kind(self.output)
         VideoCodec.parse(self.codec)
         EncoderBackend.parse(self.encoder)
+        check_latency(self.latency)
 
 
 def build_record(opts: RecordOptions) -> Pipeline:
@@ -50,18 +61,24 @@ def build_record(opts: RecordOptions) -> Pipeline:
         ("scale", VideoScaler.new(opts.width, opts.height, "yuv420p")),
         ("encode", VideoEncoder(
             codec=opts.codec, backend=opts.encoder, preset=opts.preset,
-            keyframe_interval=fragment_duration(opts.output, opts.out, live=True) or 2.0)),
-    ], opts.output, opts.out)
+            keyframe_interval=fragment_duration(opts.output, opts.out, live=True) or 2.0,
+            low_latency=opts.latency == "low")),
+    ], opts.output, opts.out,
+        source_window=LOW_LATENCY_WINDOW if opts.latency == "low" else None)
 
 
-def live_report(results: dict[str, Any] | None) -> str | None:
+def live_report(results: dict[str, Any] | None, stats: Any = None) -> str | None:
     """One line on how a live source kept up: requested and kept rates, drops, the longest
-    freeze; None for a source that is not live."""
+    freeze and capture-to-encoded latency; None for a source that is not live."""
     if not results or "requested_fps" not in results:
         return None
     line = (f"capture: {results['requested_fps']:g} fps requested, {results['kept_fps']:g} "
             f"kept, {results['dropped_pct']:g}% dropped, longest freeze "
             f"{results['longest_freeze_s']:.2f} s")
+    encoder = stats.elements.get("encode") if stats is not None else None
+    if encoder is not None and encoder.e2e_latency_ms is not None:
+        line += (f"; capture to encoded p50 {encoder.e2e_latency_ms:.0f} ms, p99 "
+                 f"{encoder.e2e_latency_p99_ms:.0f} ms")
     if results["dropped_pct"] >= 5:
         line += (" (the encoder could not keep up: lower --fps or the size, or use a "
                  "faster --preset or --encoder)")

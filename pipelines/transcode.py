@@ -22,7 +22,14 @@ from actors.media.video_rate import VideoRate
 from actors.media.video_scaler import VideoScaler
 from pipelines.audio import AudioOptions, AudioPlan, link_audio, plan_audio
 from pipelines.farm import AT_DRIVER, FarmOptions, build_farm, farm_refusal
-from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
+from pipelines.outputs import (
+    LOW_LATENCY_WINDOW,
+    OutputOptions,
+    add_job,
+    check_latency,
+    fragment_duration,
+    output_kind,
+)
 from pipelines.runtime.pipeline import Pipeline
 
 TESTSRC = "testsrc"
@@ -112,6 +119,8 @@ class TranscodeOptions:
     """Chunked transcoding on a pool of workers (file inputs); None: the linear pipeline."""
     audio: AudioOptions = field(default_factory=AudioOptions)
     """What happens to the input's audio (pipelines/audio.py)."""
+    latency: str = "normal"
+    """"low": no B-frames or lookahead; a live source keeps at most two frames in flight."""
 
     def __post_init__(self) -> None:
         for flag, v in (("--width", self.width), ("--height", self.height)):
@@ -122,6 +131,7 @@ class TranscodeOptions:
         output_kind(self.output)
         VideoCodec.parse(self.codec)
         EncoderBackend.parse(self.encoder)
+        check_latency(self.latency)
 
 
 def check_encoder_options(codec: VideoCodec, backend: EncoderBackend, preset: str | None,
@@ -233,7 +243,8 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     audio = audio_plan(opts)
     if farm:
         encoder = VideoEncoderConfig(codec=codec, backend=backend, bitrate=opts.bitrate,
-                                     crf=opts.crf, gop=opts.gop, preset=opts.preset)
+                                     crf=opts.crf, gop=opts.gop, preset=opts.preset,
+                                     low_latency=opts.latency == "low")
         pipeline = build_farm(opts.input, opts.output, encoder, opts.width, opts.height,
                               opts.scale_algorithm, opts.fps, opts.out, opts.farm, local,
                               audio)
@@ -252,7 +263,7 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
                                             opts.scale_algorithm)))
     stages.append(("encode", VideoEncoder(
         codec=codec, backend=backend, bitrate=opts.bitrate, crf=opts.crf, gop=opts.gop,
-        preset=opts.preset,
+        preset=opts.preset, low_latency=opts.latency == "low",
         keyframe_interval=fragment_duration(opts.output, opts.out, live=source.live))))
     # A file is read, and the output written, where the command runs (the input was just
     # opened here), as in the farm. The rest stays there too: raw frames are too big to
@@ -260,8 +271,10 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     placements = {name: AT_DRIVER for name in ("rate", "scale", "encode", "mux", "sink")}
     if not is_testsrc(opts.input):
         placements["src"] = AT_DRIVER
+    low = opts.latency == "low" and source.live
     pipeline = add_job(Pipeline("transcode", fusion=opts.fusion), stages, opts.output, opts.out,
-                       placements=placements)
+                       placements=placements,
+                       source_window=LOW_LATENCY_WINDOW if low else None)
     link_audio(pipeline, audio, "src", "mux")
     pipeline.notes = video_notes(opts, False) + audio.notes
     return pipeline

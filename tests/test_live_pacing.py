@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import av
 import numpy as np
 import pytest
+from av.video.frame import PictureType
+from streams import parallax
 
 from actors.errors import ConfigError, FlowError, PipelineError
 from actors.media.test_pattern import TestPatternSource
@@ -126,3 +129,19 @@ def test_a_stall_past_max_stall_fails_naming_the_source(ray_session):
         p.run(timeout=60)
     assert err.value.element == "src"
     assert "finished nothing" in str(err.value) and "--max-stall 1" in str(err.value)
+
+
+def test_low_latency_has_no_b_frames_and_reports_its_latency(tmp_path):
+    """--latency low: every frame is encoded as it comes (no B-frames, so every packet's
+    decode time is its presentation time), and the summary gives the latency."""
+    out = tmp_path / "ll.mp4"
+    run = parallax("transcode", "testsrc:duration=3,size=640x360,live=1", str(out),
+                   "--latency", "low", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "capture to encoded p50" in run.stderr, run.stderr
+    with av.open(str(out)) as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+    assert len(packets) > 30 and all(p.pts == p.dts for p in packets)
+    with av.open(str(out)) as c:
+        kinds = {PictureType(f.pict_type).name for f in c.decode(video=0)}
+    assert "B" not in kinds, kinds

@@ -100,6 +100,9 @@ class VideoEncoderConfig:
     """Encode 10-bit 4:2:0 where the encoder can (a 10-bit input kept 10-bit); else 8-bit."""
     colour: Colour | None = None
     """The input's colour description, signalled in the bitstream (VUI) and container."""
+    low_latency: bool = False
+    """Encode each frame as it comes: no B-frames, no lookahead (x264/x265 zerolatency,
+    NVENC's low-latency tuning, libvpx realtime with no lag), for live pipelines."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "codec", VideoCodec.parse(self.codec))

@@ -35,6 +35,17 @@ SVT_PRESET = dict(zip(X264_PRESETS, (12, 11, 10, 9, 8, 6, 4, 2, 1)))  # SVT-AV1:
 VPX_CPU_USED = dict(zip(X264_PRESETS, (8, 8, 7, 6, 5, 4, 2, 1, 0)))  # libvpx: 0 slow .. 8
 NVENC_PRESET = dict(zip(X264_PRESETS, ("p1", "p1", "p2", "p3", "p4", "p4", "p5", "p6", "p7")))
 
+# What each encoder family needs to emit a frame as soon as it has it (B-frames are
+# turned off for all of them on the codec context).
+LOW_LATENCY: dict[str, dict[str, str]] = {
+    "libx264": {"tune": "zerolatency"},  # no lookahead, no B-frames, sliced threads
+    "libx265": {"tune": "zerolatency"},
+    "libvpx-vp9": {"deadline": "realtime", "lag-in-frames": "0"},
+    "libsvtav1": {"svtav1-params": "pred-struct=1"},  # SVT-AV1's low-delay structure
+    "nvenc": {"tune": "ll", "zerolatency": "1", "delay": "0"},
+    "qsv": {"async_depth": "1"},
+}
+
 # Hardware encoders want NV12; the software ones take planar 4:2:0.
 PIX_FMT = {EncoderBackend.Qsv: "nv12", EncoderBackend.V4l2M2M: "nv12",
            EncoderBackend.Nvenc: "yuv420p", EncoderBackend.Software: "yuv420p"}
@@ -70,6 +81,8 @@ def encoder_options(name: str, cfg: VideoEncoderConfig) -> dict[str, str]:
         opts["preset"] = preset if preset in X264_PRESETS[2:] else "veryfast"
         if crf is not None:
             opts["global_quality"] = str(crf)
+    if cfg.low_latency:
+        opts.update(LOW_LATENCY.get(name.split("_")[-1] if "_" in name else name, {}))
     return opts
 
 
@@ -92,6 +105,8 @@ class PyAvEncoder(VideoEncoderBackend):
             config.colour.apply(ctx)  # libx264/x265/svt write it into the VUI
         if config.gop is not None:
             ctx.gop_size = config.gop
+        if config.low_latency:
+            ctx.max_b_frames = 0
         if config.bitrate:
             ctx.bit_rate = config.bitrate
         if backend is EncoderBackend.Software:
