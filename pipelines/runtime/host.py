@@ -144,6 +144,19 @@ class ElementHost:
         self._bind_loop()
         return await asyncio.shield(self.done)
 
+    async def exit(self, join_s: float) -> None:
+        """Leave by ourselves, at the driver's teardown: ray.kill() ends a worker while
+        calls still run in it, and the C++ side then aborted with bad_optional_access
+        (its stack trace reached the user's terminal). Work still running is aborted;
+        the worker thread gets ``join_s`` to close its elements (finish or remove an
+        output). Ray ends the actor once the calls running now return."""
+        self._bind_loop()
+        if not self.done.done():
+            self._abort_now()
+        if self.worker is not None and self.worker.is_alive():
+            await asyncio.to_thread(self.worker.join, join_s)
+        ray.actor.exit_actor()
+
     # -- data path ------------------------------------------------------------
     async def push(self, edge: str, seq: int, payload: Any) -> str:
         if self.abort.is_set() or self.done.done():

@@ -34,6 +34,7 @@ from pipelines.runtime.graph import AUTO, Graph, Link
 from pipelines.runtime.monitor import Monitor, Topology
 from pipelines.runtime.placement import (
     auto_replicas,
+    end_hosts,
     spread_nodes,
     start_host,
     wait_gone,
@@ -477,11 +478,7 @@ class Pipeline:
                 self._monitor.shutdown()
                 self._results = self._monitor.results
                 clean = self._monitor.finished.is_set() and self._monitor.error is None
-            for h in self._hosts.values():
-                try:
-                    ray.kill(h, no_restart=True)
-                except Exception:
-                    log.debug("kill failed", exc_info=True)
+            end_hosts(list(self._hosts.values()))
             self._hosts.clear()
             self.state = State.NULL
             if not clean:

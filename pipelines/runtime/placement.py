@@ -9,6 +9,7 @@ cannot see (resources all taken, nodes still joining).
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import time
@@ -24,8 +25,14 @@ from pipelines.runtime.host import ElementHost
 
 # An async actor serves one push per credit of every input edge, plus control calls.
 HOST_MAX_CONCURRENCY = 1000
+# At teardown a host gets this long to close its elements and exit by itself, and the
+# driver waits a little longer before it kills what is left.
+EXIT_JOIN_S = 2.0
+EXIT_GRACE_S = EXIT_JOIN_S + 1.0
 
 _HostActor = ray.remote(ElementHost)
+
+log = logging.getLogger("parallax.placement")
 
 
 def _label_matches(want: str, have: str | None) -> bool:
@@ -185,3 +192,31 @@ def wait_gone(pids: list[int], timeout: float) -> None:
             except PermissionError:  # not ours to signal: assume it lives on
                 pass
             time.sleep(0.05)
+
+
+def end_hosts(hosts: list[Any], grace: float = EXIT_GRACE_S) -> list[Any]:
+    """Ask every host to exit by itself; kill those still there after ``grace`` seconds.
+
+    Returns the hosts that had to be killed. An exit call's result is the actor's death
+    (RayActorError), so ray.wait sees each host go.
+    """
+    calls: dict[Any, Any] = {}
+    killed = []
+    for h in hosts:
+        try:
+            calls[h] = h.exit.remote(EXIT_JOIN_S)
+        except Exception:  # a handle Ray no longer knows: nothing to ask
+            killed.append(h)
+    pending: list[Any] = []
+    if calls:
+        _, pending = ray.wait(list(calls.values()), num_returns=len(calls), timeout=grace,
+                              fetch_local=False)
+    killed += [h for h, ref in calls.items() if ref in pending]
+    for h in killed:
+        try:
+            ray.kill(h, no_restart=True)
+        except Exception:
+            log.debug("kill failed", exc_info=True)
+    if killed:
+        log.debug("%d host(s) did not exit within %.0f s and were killed", len(killed), grace)
+    return killed

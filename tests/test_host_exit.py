@@ -1,0 +1,79 @@
+"""How hosts end, and what their calls leave in the GCS.
+
+A host asked to exit leaves by itself (Ray records an INTENDED_USER_EXIT as its death
+cause; ray.kill() leaves "killed by ray.kill"); only a host stuck in element code past the
+grace period is killed. Killing hosts mid-call made their workers abort with
+bad_optional_access (issue 12, item 10).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import ray
+
+from actors.testing import CollectSink, ListSource, StallingPassThrough
+from pipelines.runtime.pipeline import Pipeline
+from pipelines.runtime.placement import EXIT_GRACE_S
+
+
+@pytest.fixture(autouse=True)
+def _ray(ray_session):
+    yield
+
+
+def deaths(pipeline: Pipeline) -> dict[str, str]:
+    """Each host actor of ``pipeline`` (by element) and what Ray says ended it."""
+    prefix = f"parallax:{pipeline._id}:"
+    found = {}
+    for info in ray._private.state.actors().values():
+        if info.get("Name", "").startswith(prefix):
+            cause = str(info.get("DeathCause") or "")
+            found[info["Name"][len(prefix):]] = (
+                "killed" if "ray.kill" in cause
+                else "exit" if "INTENDED_USER_EXIT" in cause
+                else f"{info['State']}: {cause[:200]}")
+    return found
+
+
+def test_hosts_exit_by_themselves_after_a_run():
+    p = Pipeline("exits", fusion=False)
+    p.add(ListSource(list(range(50))), name="src")
+    p.add(StallingPassThrough(), name="mid")
+    p.add(CollectSink(), name="sink")
+    p.link("src", "mid")
+    p.link("mid", "sink")
+    p.run(timeout=120)
+    assert deaths(p) == {"src": "exit", "mid": "exit", "sink": "exit"}
+
+
+def test_an_aborted_run_ends_its_hosts_without_killing_them():
+    p = Pipeline("aborts", fusion=False)
+    p.add(ListSource(list(range(10**6)), interval_s=0.001), name="src")
+    p.add(StallingPassThrough(delay_s=0.01), name="slow")
+    p.add(CollectSink(keep=False), name="sink")
+    p.link("src", "slow")
+    p.link("slow", "sink")
+    p.start()
+    time.sleep(1.0)
+    p.stop(drain=False)
+    assert deaths(p) == {"src": "exit", "slow": "exit", "sink": "exit"}
+
+
+def test_a_host_stuck_in_element_code_is_killed_after_the_grace_period():
+    p = Pipeline("stuck", fusion=False)
+    p.add(ListSource(list(range(100))), name="src")
+    p.add(StallingPassThrough(delay_s=60), name="stuck")  # never returns in time
+    p.add(CollectSink(), name="sink")
+    p.link("src", "stuck")
+    p.link("stuck", "sink")
+    with p:
+        p.start()
+        time.sleep(1.0)
+        t0 = time.monotonic()
+    took = time.monotonic() - t0
+    ended = deaths(p)
+    assert ended["stuck"] == "killed"
+    assert ended["sink"] == "exit"
+    assert EXIT_GRACE_S <= took < 30
