@@ -158,6 +158,9 @@ class ElementHost:
         ray.actor.exit_actor()
 
     # -- data path ------------------------------------------------------------
+    # Data-path calls record no task events: the GCS keeps every call's events, which
+    # grew it by about 2.7 KB per item pushed (+58 MiB in a 10-minute 720p30 soak).
+    @ray.method(enable_task_events=False)
     async def push(self, edge: str, seq: int, payload: Any) -> str:
         if self.abort.is_set() or self.done.done():
             return CLOSED
@@ -174,7 +177,7 @@ class ElementHost:
             return CLOSED
         return await fut
 
-    @ray.method(num_returns=2)
+    @ray.method(num_returns=2, enable_task_events=False)
     async def process_item(self, edge: str, seq: int, payload: Any) -> tuple[dict, Batch]:
         """A pool replica's data path: process one item, return (status, its outputs).
 
