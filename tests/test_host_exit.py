@@ -92,7 +92,7 @@ def task_event_names(actor_ids: set[bytes]) -> Counter:
                    if e.task_info.actor_id in actor_ids)
 
 
-def test_push_calls_record_no_task_events():
+def test_push_and_stats_calls_record_no_task_events():
     p = Pipeline("events", fusion=False)
     p.add(ListSource(list(range(300))), name="src")
     p.add(CollectSink(), name="sink")
@@ -109,3 +109,4 @@ def test_push_calls_record_no_task_events():
         names = task_event_names(ids)
     assert names["negotiate"] == 2, f"the GCS has no events of this run's control calls: {names}"
     assert names["push"] == 0, names
+    assert names["stats"] == 0, names  # polled once a second, for as long as a run lasts
