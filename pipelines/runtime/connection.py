@@ -158,7 +158,8 @@ def _shutdown_at_exit() -> None:
     """Ray shuts down at exit by itself; a Ctrl-C then (the second of two quick ones)
     interrupted it, printed a traceback and left the agents running. The process is
     ending, so SIGINT stays ignored for Ray's own hook too."""
-    if ray.is_initialized() and _in_main_thread():
+    driver = getattr(ray._private.worker.global_worker, "mode", None) == ray.SCRIPT_MODE
+    if driver and ray.is_initialized() and _in_main_thread():  # hosts import this too
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         ray.shutdown(_exiting_interpreter=True)
 
