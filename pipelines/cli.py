@@ -134,6 +134,16 @@ def build_parser() -> Parser:
                         "chunks an interrupted run had not kept (DIR/.parallax/)")
     g.add_argument("--no-chunks", dest="chunks", action="store_false",
                    help="the linear pipeline: one decoder, one encoder (as for live inputs)")
+    w = t.add_argument_group("where files live (default: the input is read and the output "
+                             "written on the node where this command runs)")
+    w.add_argument("--source-node", action="append", type=label, default=[],
+                   metavar="KEY=VALUE", help="read INPUT on a node with this Ray label "
+                   "(repeatable, all must match; INPUT is then an absolute path on that node, "
+                   "checked there before anything starts)")
+    w.add_argument("--output-node", action="append", type=label, default=[],
+                   metavar="KEY=VALUE", help="write OUTPUT on a node with this Ray label "
+                   "(repeatable; an absolute path on that node, whose directory is checked "
+                   "there; -y cannot look at that disk: an existing output there is replaced)")
     a = t.add_argument_group("audio and other streams (default: keep every audio stream "
                              "the output can hold, copied if it can, else AAC)")
     a.add_argument("--audio", default="auto", metavar="auto|copy|aac|opus|none",
@@ -209,7 +219,8 @@ def build_parser() -> Parser:
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--overwrite", action="store_true",
                    help="replace an existing output (without it, an existing output is an "
-                        "error, as ffmpeg does when it cannot ask)")
+                        "error, as ffmpeg does when it cannot ask; not checked for an output "
+                        "on another node, with --output-node)")
     p.add_argument("--json", action="store_true", help="print the final stats as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--stats", action="store_true",
@@ -284,17 +295,27 @@ def cmd_transcode(args: argparse.Namespace) -> int:
 
     farm = FarmOptions(args.workers, args.chunk_duration or DEFAULT_CHUNK_DURATION,
                        worker_labels=tuple(args.worker_label)) if args.chunks else None
+    pinned = bool(args.source_node or args.output_node)
     if args.output_dir or args.resume:
+        if pinned:
+            raise ConfigError("--source-node and --output-node take one INPUT OUTPUT, not "
+                              "--output-dir (a batch reads and writes on this node)")
         return cmd_batch(args, farm)
     if len(args.paths) != 2:
         raise ConfigError(f"transcode takes INPUT OUTPUT (got {len(args.paths)} paths); for "
                           "many inputs, give --output-dir DIR")
     args.input, args.output = args.paths
-    check_overwrite(args.output, args.overwrite)
+    if not args.output_node:  # this machine's disk; another node's is not visible from here
+        check_overwrite(args.output, args.overwrite)
     opts = TranscodeOptions(
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
-        args.fuse, output_options(args), farm, audio_options(args), args.latency)
+        args.fuse, output_options(args), farm, audio_options(args), args.latency,
+        tuple(args.source_node), tuple(args.output_node))
+    if pinned:  # building finds the nodes and reads the input there: Ray first, quietly
+        from pipelines.runtime.connection import ensure_ray
+
+        ensure_ray(quiet=True)
     pipeline = build_transcode(opts, local=not os.environ.get("RAY_ADDRESS"))
     return run_pipeline(pipeline, args, "transcode", note=transcode_path(opts)[1],
                         extra=lambda: {"notes": pipeline.notes})

@@ -29,8 +29,9 @@ from pipelines.runtime.pipeline import Pipeline
 log = logging.getLogger("parallax.farm")
 
 # The source reads the input and the muxer writes the output where the command runs
-# (the driver's node: the job's entrypoint node with `ray job submit`); only the
-# workers spread over the cluster, and only compressed data crosses the network.
+# (the driver's node: the job's entrypoint node with `ray job submit`), unless
+# --source-node / --output-node pin them to a labelled node; only the workers spread
+# over the cluster, and only compressed data crosses the network.
 AT_DRIVER = Placement(node="driver")
 
 # Outputs a farm can write: whole files (a live output wants frames as they come).
@@ -93,9 +94,12 @@ def worker_threads(workers: int | str, local: bool) -> int:
 def build_farm(input_path: str, output: str, encoder: VideoEncoderConfig,
                width: int | None, height: int | None, algorithm: str, fps: float | None,
                out: OutputOptions, farm: FarmOptions, local: bool = True,
-               audio: AudioPlan | None = None) -> Pipeline:
+               audio: AudioPlan | None = None, source: Placement = AT_DRIVER,
+               output_at: Placement = AT_DRIVER) -> Pipeline:
     """The farm pipeline for one file. ``local``: the workers run on this machine only.
-    ``audio``: the input's audio streams to mux with the stitched video."""
+    ``audio``: the input's audio streams to mux with the stitched video. ``source`` and
+    ``output_at``: where the file is read and where the output is written (the driver's
+    node unless --source-node / --output-node chose one)."""
     audio = audio or AudioPlan()
     keyframes = fragment_duration(output, out)
     if keyframes and encoder.gop is None:
@@ -111,11 +115,12 @@ def build_farm(input_path: str, output: str, encoder: VideoEncoderConfig,
     ]
     log.info("farm: %s worker(s) x %d thread(s), chunks of about %g s", farm.workers, threads,
              farm.chunk_duration)
-    placements = {name: AT_DRIVER for name in ("src", "stitch", "mux", "sink")}
+    # The stitcher goes with the muxer: encoded chunks cross the network once.
+    placements = {"src": source, **{name: output_at for name in ("stitch", "mux", "sink")}}
     placement = worker_placement(encoder.backend, farm.worker_labels)
     if placement:
         placements["xcode"] = placement
     pipeline = add_job(Pipeline("transcode", fusion=True), stages, output, out,
                        pools={"xcode": farm.workers}, placements=placements)
-    link_audio(pipeline, audio, "src", "mux", AT_DRIVER)
+    link_audio(pipeline, audio, "src", "mux", output_at)
     return pipeline

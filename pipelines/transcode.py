@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -9,7 +10,7 @@ from typing import Any
 
 import av
 
-from actors.element import Element, Source
+from actors.element import Element, Placement, Source
 from actors.errors import ConfigError
 from actors.media.encoders import EncoderBackend, VideoCodec, VideoEncoderConfig
 from actors.media.encoders.factory import precheck, try_encode
@@ -31,6 +32,7 @@ from pipelines.outputs import (
     output_kind,
 )
 from pipelines.runtime.pipeline import Pipeline
+from pipelines.runtime.remote import call_on, node_for
 
 TESTSRC = "testsrc"
 TESTSRC_DEFAULT_DURATION = 10.0  # seconds, so that a bare `testsrc` ends by itself
@@ -121,6 +123,10 @@ class TranscodeOptions:
     """What happens to the input's audio (pipelines/audio.py)."""
     latency: str = "normal"
     """"low": no B-frames or lookahead; a live source keeps at most two frames in flight."""
+    source_node: tuple[tuple[str, str], ...] = ()
+    """Node labels (hard) of the node that reads the input; (): the driver's node."""
+    output_node: tuple[tuple[str, str], ...] = ()
+    """Node labels (hard) of the node that writes the output; (): the driver's node."""
 
     def __post_init__(self) -> None:
         for flag, v in (("--width", self.width), ("--height", self.height)):
@@ -132,6 +138,15 @@ class TranscodeOptions:
         VideoCodec.parse(self.codec)
         EncoderBackend.parse(self.encoder)
         check_latency(self.latency)
+        # A path read or written on another node means nothing relative to this shell's
+        # directory: a Ray worker there runs in a directory of Ray's.
+        if self.source_node and not is_testsrc(self.input) and not os.path.isabs(self.input):
+            raise ConfigError(f"--source-node: give the input as an absolute path on that "
+                              f"node (got {self.input!r})")
+        if (self.output_node and output_kind(self.output) in ("mp4", "hls")
+                and not os.path.isabs(self.output)):
+            raise ConfigError(f"--output-node: give the output as an absolute path on that "
+                              f"node (got {self.output!r})")
 
 
 def check_encoder_options(codec: VideoCodec, backend: EncoderBackend, preset: str | None,
@@ -155,20 +170,22 @@ def check_encoder_options(codec: VideoCodec, backend: EncoderBackend, preset: st
         raise ConfigError(f"{given}: the {codec.value} encoder refuses it ({reason})")
 
 
-def make_source(spec: str, local: bool, audio: AudioPlan | None = None) -> Source:
+def make_source(spec: str, audio: AudioPlan | None = None) -> Source:
+    """The linear pipeline's source; a file was opened already (read_input), where the
+    source will run."""
     if is_testsrc(spec):
         return parse_testsrc(spec)
-    if local:  # fail fast, before any actor starts, when the file is on this machine
-        container, _ = open_video(spec)
-        container.close()
     return FileSource(spec, audio_streams=audio.indexes if audio else ())
 
 
-def audio_plan(opts: TranscodeOptions) -> AudioPlan:
-    """The audio plan of a file input; a generated input has no audio."""
-    if is_testsrc(opts.input):
-        return AudioPlan()
-    return plan_audio(opts.input, output_kind(opts.output), opts.audio)
+def read_input(path: str, kind: str, audio: AudioOptions, codec: str, encoder: str,
+               farm: bool) -> tuple[AudioPlan, list[str]]:
+    """Everything decided from the input file before any actor starts: it opens (fail
+    fast), its audio plan and what happens to its video. A plain function of picklable
+    arguments, so that it can run on the node that will read the file (call_on)."""
+    open_video(path)[0].close()
+    plan = plan_audio(path, kind, audio)
+    return plan, video_notes(path, codec, encoder, farm)
 
 
 def input_report(pipeline: Pipeline) -> dict[str, Any]:
@@ -189,21 +206,19 @@ def input_report(pipeline: Pipeline) -> dict[str, Any]:
             "lost_in": stitched.get("lost_in", [])}
 
 
-def video_notes(opts: TranscodeOptions, farm: bool) -> list[str]:
+def video_notes(path: str, codec: str, encoder: str, farm: bool) -> list[str]:
     """What happens to the input video besides scaling and encoding, said up front:
     turned upright, or reduced to 8 bits (and why)."""
-    if is_testsrc(opts.input):
-        return []
-    container, stream = open_video(opts.input)
+    container, stream = open_video(path)
     pix_fmt = stream.codec_context.pix_fmt
     container.close()
     notes = []
-    rotation = rotation_of(opts.input)
+    rotation = rotation_of(path)
     if rotation:
         notes.append(f"video: the input is displayed turned {rotation} degrees clockwise; "
                      "its frames are turned upright (as ffmpeg's autorotate does)")
     if farm:
-        depth = depth_note(pix_fmt, opts.codec, opts.encoder)
+        depth = depth_note(pix_fmt, codec, encoder)
     elif bit_depth(pix_fmt) > 8:
         depth = (f"{bit_depth(pix_fmt)}-bit input encoded as 8-bit: the linear pipeline "
                  "carries 8-bit frames; the farm (without --no-chunks) keeps 10 bits for "
@@ -226,6 +241,18 @@ def transcode_path(opts: TranscodeOptions) -> tuple[bool, str]:
     return True, f"farm: {f.workers} worker(s), chunks of about {f.chunk_duration:g} s"
 
 
+def node_placements(opts: TranscodeOptions) -> tuple[Placement, Placement]:
+    """(where the input is read, where the output is written): the driver's node, or one
+    live node with the labels of --source-node / --output-node (a PlacementError naming
+    the selector when no node has them)."""
+    def at(flag: str, labels: tuple[tuple[str, str], ...]) -> Placement:
+        if not labels:
+            return AT_DRIVER
+        return node_for(f"{flag} {','.join(f'{k}={v}' for k, v in labels)}", dict(labels))
+
+    return at("--source-node", opts.source_node), at("--output-node", opts.output_node)
+
+
 def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     """The transcode pipeline. ``local``: inputs and encoders are on this machine."""
     codec, backend = VideoCodec.parse(opts.codec), EncoderBackend.parse(opts.encoder)
@@ -236,21 +263,23 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     if opts.preset is not None or opts.crf is not None:
         check_encoder_options(codec, backend, opts.preset, opts.crf)
     farm, _ = transcode_path(opts)
+    source_at, output_at = node_placements(opts)
+    audio, notes = AudioPlan(), []
     if not is_testsrc(opts.input):
-        # The source runs on this (the driver's) node, so the file is read here, for
-        # the farm as for the linear pipeline: fail fast, before any actor starts.
-        open_video(opts.input)[0].close()
-    audio = audio_plan(opts)
+        # Read where the source will run (this node unless --source-node), before any
+        # actor starts: a missing or unreadable input fails fast, naming that node.
+        audio, notes = call_on(source_at, read_input, opts.input, output_kind(opts.output),
+                               opts.audio, opts.codec, opts.encoder, farm)
     if farm:
         encoder = VideoEncoderConfig(codec=codec, backend=backend, bitrate=opts.bitrate,
                                      crf=opts.crf, gop=opts.gop, preset=opts.preset,
                                      low_latency=opts.latency == "low")
         pipeline = build_farm(opts.input, opts.output, encoder, opts.width, opts.height,
                               opts.scale_algorithm, opts.fps, opts.out, opts.farm, local,
-                              audio)
-        pipeline.notes = video_notes(opts, True) + audio.notes
+                              audio, source_at, output_at)
+        pipeline.notes = notes + audio.notes
         return pipeline
-    stages: list[tuple[str, Element]] = [("src", make_source(opts.input, local, audio))]
+    stages: list[tuple[str, Element]] = [("src", make_source(opts.input, audio))]
     if opts.fps:
         stages.append(("rate", VideoRate(opts.fps)))
     width, height = opts.width, opts.height
@@ -265,16 +294,18 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
         codec=codec, backend=backend, bitrate=opts.bitrate, crf=opts.crf, gop=opts.gop,
         preset=opts.preset, low_latency=opts.latency == "low",
         keyframe_interval=fragment_duration(opts.output, opts.out, live=source.live))))
-    # A file is read, and the output written, where the command runs (the input was just
-    # opened here), as in the farm. The rest stays there too: raw frames are too big to
-    # cross a network, and elements placed alike fuse into one host.
-    placements = {name: AT_DRIVER for name in ("rate", "scale", "encode", "mux", "sink")}
-    if not is_testsrc(opts.input):
-        placements["src"] = AT_DRIVER
+    # A file is read where the source runs and the output written where the muxer runs
+    # (both the driver's node unless pinned by label), as in the farm. Rate, scale and
+    # encode stay with the source: raw frames are too big to cross a network, and
+    # elements placed alike fuse into one host; only encoded packets go to the muxer.
+    placements = {name: source_at for name in ("rate", "scale", "encode")}
+    placements.update(mux=output_at, sink=output_at)
+    if not is_testsrc(opts.input) or opts.source_node:
+        placements["src"] = source_at
     low = opts.latency == "low" and source.live
     pipeline = add_job(Pipeline("transcode", fusion=opts.fusion), stages, opts.output, opts.out,
                        placements=placements,
                        source_window=LOW_LATENCY_WINDOW if low else None)
     link_audio(pipeline, audio, "src", "mux")
-    pipeline.notes = video_notes(opts, False) + audio.notes
+    pipeline.notes = notes + audio.notes
     return pipeline

@@ -90,7 +90,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None,
         logging.getLogger("ray").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, namespace="parallax", log_to_driver=True)
+        # quiet: without "Connecting to existing Ray cluster" lines, so that an error is
+        # the only line the CLI prints
+        ray.init(address=address, namespace="parallax", log_to_driver=True,
+                 logging_level=logging.ERROR if quiet else logging.INFO)
         return
     start_local_ray(num_cpus=num_cpus, quiet=quiet)
     log.info("started a local Ray instance (no cluster address given)")

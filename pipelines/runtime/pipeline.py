@@ -34,6 +34,7 @@ from pipelines.runtime.graph import AUTO, Graph, Link
 from pipelines.runtime.monitor import Monitor, Topology
 from pipelines.runtime.placement import (
     auto_replicas,
+    describe_node,
     end_hosts,
     spread_nodes,
     start_host,
@@ -365,8 +366,9 @@ class Pipeline:
                                                        [lk.input_pad for lk in ins]),
                     timeout=defaults.CONTROL_TIMEOUT_S + waits,
                 )
-                if "error" in reply:
-                    raise _setup_error(reply, host)
+                if "error" in reply:  # a disk away from the driver's: say which node's
+                    raise _setup_error(reply, host,
+                                       describe_node(self.graph.nodes[group[0]].placement))
             if reply["frames_total"] is not None:
                 self._frames_total = max(self._frames_total or 0, reply["frames_total"])
             caps[group[-1]] = reply["caps"]
@@ -500,9 +502,9 @@ class Pipeline:
                 log.warning("%s", did)
 
 
-def _setup_error(reply: dict[str, Any], host: str) -> Exception:
+def _setup_error(reply: dict[str, Any], host: str, where: str = "") -> Exception:
     """The error a host reported during negotiation, as the class it was raised with."""
     cls = getattr(errors, reply["kind"] or "", None)
     if isinstance(cls, type) and issubclass(cls, ParallaxError) and cls is not PipelineError:
-        return cls(reply["error"])
-    return PipelineError(host, reply["error"])
+        return cls(reply["error"] + where)
+    return PipelineError(host, reply["error"] + where)

@@ -69,6 +69,15 @@ def pinned_node(placement: Placement) -> str | None:
     return placement.node
 
 
+def describe_node(placement: Placement | None) -> str:
+    """' (on node 1a2b3c4d, label_selector {...})' for a placement pinned to a node by
+    id (--source-node / --output-node), to add to an error raised there; else ''."""
+    if placement is None or placement.node in (None, DRIVER_NODE):
+        return ""
+    sel = f", label_selector {placement.label_selector}" if placement.label_selector else ""
+    return f" (on node {placement.node[:8]}{sel})"
+
+
 def check_feasible(host: str, placement: Placement) -> None:
     nodes = [n for n in ray.nodes() if n["Alive"]]
     pinned = pinned_node(placement)
