@@ -177,3 +177,19 @@ def test_ctrl_c_during_ray_start_up_leaves_nothing_running(tmp_path, after, twic
     # 130 as the CLI returns it; -SIGINT when the second Ctrl-C lands as Python exits
     # (it then restores SIGINT's default action), which a shell also reports as 130.
     assert code in (130, -signal.SIGINT), err
+
+
+def test_ctrl_c_while_the_command_is_still_importing_is_one_line(tmp_path):
+    """The installed ``parallax`` command imports the CLI inside its main, so a Ctrl-C
+    while Ray and PyAV load exits 130 with one line, not a KeyboardInterrupt traceback."""
+    command = Path(sys.executable).with_name("parallax")
+    if not command.exists():
+        pytest.skip("the parallax console script is not installed (pip install -e .)")
+    proc = subprocess.Popen([str(command), "transcode", "testsrc:duration=3", "x.mp4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    time.sleep(0.15)  # imports take a second or more: this lands inside them
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "error: interrupted"
