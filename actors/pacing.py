@@ -127,11 +127,16 @@ class LivePacer:
                 f"{self.max_stall:g}); {self.kept} frames were captured before it stopped; "
                 "check the encoder and the output, or raise --max-stall")
 
-    def report(self, elapsed: float) -> dict[str, float | int]:
-        """Requested and kept rates, the drop share and the longest freeze."""
+    def missed(self, ticks: int) -> None:
+        """Ticks the source itself fell behind on (its host was starved): dropped too."""
+        self.skipped += ticks
+
+    def report(self) -> dict[str, float | int]:
+        """Requested and kept rates (kept per second of capture), the drop share and the
+        longest freeze."""
         ticks = self.kept + self.skipped
         return {"requested_fps": self.fps,
-                "kept_fps": round(self.kept / elapsed, 2) if elapsed > 0 else 0.0,
+                "kept_fps": round(self.kept * self.fps / ticks, 2) if ticks else 0.0,
                 "dropped_pct": round(100 * self.skipped / ticks, 1) if ticks else 0.0,
                 "longest_freeze_s": round(self.longest_gap / self.fps, 3),
                 "lowest_keep": round(self.lowest_keep, 3)}

@@ -1,8 +1,10 @@
 """Screen capture at 1920x1080 -> 720p -> libx264 (veryfast), as `parallax record` runs it.
 
-Prints the fps reached, the share of captures dropped, and capture-to-encoded latency
-(p50, p99, measured at the sink on packets carrying the frame's capture time), against
-the seed's bar of > 15 fps at 720p. Needs Xvfb and xsetroot.
+For each configuration, one run of ``seconds``: the machine idle or deliberately loaded
+(CPU hogs started here, one per core, stopped after the run), and ``--latency normal`` or
+``low``. Prints requested and kept fps, the share of captures dropped, the longest freeze
+(most time between two kept captures) and capture-to-encoded latency (p50, p99, measured
+where encoded packets arrive, on frames carrying their capture time). Needs Xvfb and xsetroot.
 
     python bench/record.py [seconds]
 """
@@ -20,6 +22,24 @@ sys.path.insert(0, ROOT)
 from pipelines.record import RecordOptions, build_record  # noqa: E402
 from pipelines.runtime.connection import ensure_ray  # noqa: E402
 
+HOG = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass"
+
+
+def run(display: str, seconds: float, fps: float, latency: str, loaded: bool) -> dict:
+    hogs = []
+    if loaded:  # one busy process per core, bounded in time whatever happens here
+        hogs = [subprocess.Popen([sys.executable, "-c", HOG.format(s=seconds + 30)])
+                for _ in range(os.cpu_count() or 1)]
+    try:
+        p = build_record(RecordOptions("null", fps=fps, height=720, duration=seconds,
+                                       display=display, encoder="software", latency=latency))
+        stats = p.run()
+    finally:
+        for h in hogs:
+            h.kill()
+    src, enc = p.results("src"), stats.elements["mux"]  # where encoded packets arrive
+    return {**src, "p50": enc.e2e_latency_ms, "p99": enc.e2e_latency_p99_ms}
+
 
 def main(seconds: float = 10.0, fps: float = 30.0) -> None:
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "1920x1080x24",
@@ -36,24 +56,23 @@ def main(seconds: float = 10.0, fps: float = 30.0) -> None:
 
     painter = threading.Thread(target=paint, daemon=True)
     painter.start()
+    rows = []
     try:
         ensure_ray(quiet=True)
-        p = build_record(RecordOptions("null", fps=fps, height=720, duration=seconds,
-                                       display=display, encoder="software"))
-        stats = p.run()
+        for loaded in (False, True):
+            for latency in ("normal", "low"):
+                r = run(display, seconds, fps, latency, loaded)
+                rows.append((("loaded" if loaded else "idle"), latency, r))
     finally:
         stop.set()
         xvfb.terminate()
-    src, sink = p.results("src"), stats.elements["mux"]
-    ticks = src["ticks"]
-    lost = stats.elements["src"].drops + src["missed"]  # drops include skipped captures
-    print(f"1920x1080 capture -> 1280x720 libx264 veryfast, {fps:g} fps target, {seconds:g} s")
-    print(f"encoded {sink.buffers_in} frames: {sink.buffers_in / seconds:.1f} fps "
-          f"(seed bar: > 15 fps)")
-    print(f"dropped {lost} of {ticks} captures ({100 * lost / max(ticks, 1):.1f}%): "
-          f"{src['skipped']} skipped while busy, {src['missed']} missed ticks")
-    print(f"capture -> encoded latency: p50 {sink.e2e_latency_ms:.0f} ms, "
-          f"p99 {sink.e2e_latency_p99_ms:.0f} ms")
+    print(f"1920x1080 capture -> 1280x720 libx264 veryfast, {fps:g} fps requested, "
+          f"{seconds:g} s per run, {os.cpu_count()} cores")
+    print(f"{'machine':8} {'latency':8} {'kept fps':>9} {'dropped':>8} {'freeze s':>9} "
+          f"{'p50 ms':>7} {'p99 ms':>7}")
+    for machine, latency, r in rows:
+        print(f"{machine:8} {latency:8} {r['kept_fps']:9.1f} {r['dropped_pct']:7.1f}% "
+              f"{r['longest_freeze_s']:9.2f} {r['p50'] or 0:7.0f} {r['p99'] or 0:7.0f}")
 
 
 if __name__ == "__main__":

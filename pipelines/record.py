@@ -75,7 +75,8 @@ def live_report(results: dict[str, Any] | None, stats: Any = None) -> str | None
     line = (f"capture: {results['requested_fps']:g} fps requested, {results['kept_fps']:g} "
             f"kept, {results['dropped_pct']:g}% dropped, longest freeze "
             f"{results['longest_freeze_s']:.2f} s")
-    encoder = stats.elements.get("encode") if stats is not None else None
+    # Measured where encoded packets arrive (the muxer), so the encoder's delay counts.
+    encoder = stats.elements.get("mux") if stats is not None else None
     if encoder is not None and encoder.e2e_latency_ms is not None:
         line += (f"; capture to encoded p50 {encoder.e2e_latency_ms:.0f} ms, p99 "
                  f"{encoder.e2e_latency_p99_ms:.0f} ms")

@@ -145,6 +145,7 @@ class ScreenCaptureSource(Source):
         if late:  # this host fell behind: skip to the current tick rather than burst
             self.missed += late
             self.tick += late
+            self.pacer.missed(late)
         tick = self.tick
         self.tick += 1
         if not self.pacer.admit(tick, self.backlog, now):
@@ -165,9 +166,8 @@ class ScreenCaptureSource(Source):
             self.sct = None
 
     def results(self) -> dict[str, Any]:
-        elapsed = time.monotonic() - self.t0 if self.t0 is not None else 0.0
         return {"captured": self.captured, "skipped": self.skipped, "missed": self.missed,
-                "ticks": self.tick, **self.pacer.report(elapsed)}
+                "ticks": self.tick, **self.pacer.report()}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -135,10 +135,7 @@ class TestPatternSource(Source):
         self.pacer = LivePacer(float(self.settings.rate), self.settings.max_stall, self.name)
 
     def results(self) -> dict[str, Any]:
-        if not self.settings.live:
-            return {}
-        elapsed = time.monotonic() - self._t0 if self._t0 is not None else 0.0
-        return self.pacer.report(elapsed)
+        return self.pacer.report() if self.settings.live else {}
 
     def produce(self) -> Any:
         s = self.settings
@@ -169,6 +166,7 @@ class TestPatternSource(Source):
         elif now - due > float(self.time_base):
             behind = int((now - self._t0) * self.settings.rate)
             self.counters.drops += behind - self.index
+            self.pacer.missed(behind - self.index)
             self.index = behind
 
     # -- drawing --------------------------------------------------------------
