@@ -7,19 +7,13 @@ session's instance. Prints one JSON object with what it observed.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
-import ray
 from media import make_video, probe_video
-from ray.cluster_utils import Cluster
+from site_cluster import site_cluster
 
 from pipelines.farm import FarmOptions
 from pipelines.transcode import TranscodeOptions, build_transcode
-
-MB = 1024 * 1024
 
 
 def transcode(src: str, out: str, farm: FarmOptions) -> dict:
@@ -32,18 +26,7 @@ def transcode(src: str, out: str, farm: FarmOptions) -> dict:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="parallax-farm-cluster-"))
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "object_store_memory": 150 * MB, "include_dashboard": False,
-        "labels": {"site": "head"}, "temp_dir": str(tmp / "ray")})
-    a = cluster.add_node(num_cpus=1, object_store_memory=100 * MB, labels={"site": "a"})
-    b = cluster.add_node(num_cpus=1, object_store_memory=100 * MB, labels={"site": "b"})
-    ray.init(address=cluster.address, runtime_env={"env_vars": {
-        "PYTHONPATH": str(Path(__file__).parent)}})
-    out: dict = {"nodes": {"head": cluster.head_node.node_id, "a": a.node_id, "b": b.node_id},
-                 "driver": ray.get_runtime_context().get_node_id()}
-    try:
-        cluster.wait_for_nodes()
+    with site_cluster("parallax-farm-cluster-") as (tmp, _cluster, out):
         src = make_video(str(tmp / "in.mp4"), "libx264", frames=120, bframes=2, gop=15)
         out["input_frames"] = probe_video(src)["frames"]
         out["spread"] = transcode(src, str(tmp / "spread.mp4"),
@@ -51,10 +34,6 @@ def main() -> None:
         out["pinned"] = transcode(src, str(tmp / "pinned.mp4"),
                                   FarmOptions(workers=2, chunk_duration=0.5,
                                               worker_labels=(("site", "b"),)))
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
     json.dump(out, sys.stdout)
 
 

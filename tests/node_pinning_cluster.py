@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import ray
 from media import make_video, probe_video
-from ray.cluster_utils import Cluster
+from site_cluster import site_cluster
 
 from actors.errors import ParallaxError
 from pipelines.farm import FarmOptions
 from pipelines.transcode import TranscodeOptions, build_transcode
 
-MB = 1024 * 1024
 AT_B = (("site", "b"),)
 
 
@@ -59,18 +54,7 @@ def cli(address: str, *args: str) -> dict:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="parallax-pin-"))
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "object_store_memory": 150 * MB, "include_dashboard": False,
-        "labels": {"site": "head"}, "temp_dir": str(tmp / "ray")})
-    a = cluster.add_node(num_cpus=1, object_store_memory=100 * MB, labels={"site": "a"})
-    b = cluster.add_node(num_cpus=1, object_store_memory=100 * MB, labels={"site": "b"})
-    ray.init(address=cluster.address, runtime_env={"env_vars": {
-        "PYTHONPATH": str(Path(__file__).parent)}})
-    out: dict = {"nodes": {"head": cluster.head_node.node_id, "a": a.node_id, "b": b.node_id},
-                 "driver": ray.get_runtime_context().get_node_id()}
-    try:
-        cluster.wait_for_nodes()
+    with site_cluster("parallax-pin-") as (tmp, cluster, out):
         src = make_video(str(tmp / "in.mp4"), "libx264", frames=60, gop=15)
         out["farm"] = transcode(src, str(tmp / "farm.mp4"),
                                 FarmOptions(workers=2, chunk_duration=0.5))
@@ -85,10 +69,6 @@ def main() -> None:
                                  str(tmp / "y.mp4"), "--source-node", "site=b")
         out["cli_nowhere"] = cli(cluster.address, src, str(tmp / "y.mp4"),
                                  "--output-node", "site=mars")
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
     json.dump(out, sys.stdout)
 
 
