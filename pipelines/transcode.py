@@ -15,8 +15,8 @@ from actors.errors import ConfigError
 from actors.media.encoders import EncoderBackend, VideoCodec, VideoEncoderConfig
 from actors.media.encoders.factory import precheck, try_encode
 from actors.media.encoders.pyav_backend import X264_PRESETS
-from actors.media.fidelity import bit_depth, depth_note
-from actors.media.file_source import FileSource, open_video, rotation_of
+from actors.media.fidelity import bit_depth, depth_note, display_rotation
+from actors.media.file_source import FileSource, open_video
 from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_rate import VideoRate
@@ -183,9 +183,14 @@ def read_input(path: str, kind: str, audio: AudioOptions, codec: str, encoder: s
     """Everything decided from the input file before any actor starts: it opens (fail
     fast), its audio plan and what happens to its video. A plain function of picklable
     arguments, so that it can run on the node that will read the file (call_on)."""
-    open_video(path)[0].close()
+    container, stream = open_video(path)
+    try:
+        pix_fmt = stream.codec_context.pix_fmt
+        rotation = display_rotation(container, stream)
+    finally:
+        container.close()
     plan = plan_audio(path, kind, audio)
-    return plan, video_notes(path, codec, encoder, farm)
+    return plan, video_notes(pix_fmt, rotation, codec, encoder, farm)
 
 
 def input_report(pipeline: Pipeline) -> dict[str, Any]:
@@ -206,14 +211,11 @@ def input_report(pipeline: Pipeline) -> dict[str, Any]:
             "lost_in": stitched.get("lost_in", [])}
 
 
-def video_notes(path: str, codec: str, encoder: str, farm: bool) -> list[str]:
-    """What happens to the input video besides scaling and encoding, said up front:
-    turned upright, or reduced to 8 bits (and why)."""
-    container, stream = open_video(path)
-    pix_fmt = stream.codec_context.pix_fmt
-    container.close()
+def video_notes(pix_fmt: str | None, rotation: int, codec: str, encoder: str,
+                farm: bool) -> list[str]:
+    """What happens to the input video (its pixel format, its display rotation) besides
+    scaling and encoding, said up front: turned upright, or reduced to 8 bits (and why)."""
     notes = []
-    rotation = rotation_of(path)
     if rotation:
         notes.append(f"video: the input is displayed turned {rotation} degrees clockwise; "
                      "its frames are turned upright (as ffmpeg's autorotate does)")
