@@ -72,7 +72,6 @@ class ScreenCaptureSource(Source):
         self.sct: Any = None
         self.tick = 0
         self.captured = 0
-        self.skipped = 0
         self.missed = 0
         self.t0: float | None = None
         self.pacer = LivePacer(self.settings.fps, self.settings.max_stall)
@@ -149,7 +148,6 @@ class ScreenCaptureSource(Source):
         tick = self.tick
         self.tick += 1
         if not self.pacer.admit(tick, self.backlog, now):
-            self.skipped += 1
             self.counters.drops += 1
             return None
         shot = self.sct.grab(self.box)
@@ -166,7 +164,9 @@ class ScreenCaptureSource(Source):
             self.sct = None
 
     def results(self) -> dict[str, Any]:
-        return {"captured": self.captured, "skipped": self.skipped, "missed": self.missed,
+        # The pacer counts every tick not captured; those it chose are the rest of them.
+        skipped = self.pacer.skipped - self.missed
+        return {"captured": self.captured, "skipped": skipped, "missed": self.missed,
                 "ticks": self.tick, **self.pacer.report()}
 
     def __getstate__(self) -> dict[str, Any]:
