@@ -169,7 +169,12 @@ def interrupt_during_start(tmp_path: Path, after: float, twice: bool = False) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("after, twice", [(0.3, False), (1.0, False), (1.0, True)])
+@pytest.mark.parametrize("after, twice", [
+    (0.3, False), (1.0, False),
+    # A known bug, left open in issue 12: in 1 of 3 clean CI runs the driver hung after
+    # the second Ctrl-C (killed by this test after 120 s) instead of exiting.
+    pytest.param(1.0, True, marks=pytest.mark.xfail(
+        strict=False, reason="a second Ctrl-C during Ray's start-up can hang the driver"))])
 def test_ctrl_c_during_ray_start_up_leaves_nothing_running(tmp_path, after, twice):
     code, err, left = interrupt_during_start(tmp_path, after, twice)
     assert not left, f"still running after the run ended: {left}\n{err}"
