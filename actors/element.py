@@ -149,6 +149,17 @@ class Element:
         call when ``close`` did run."""
         return None
 
+    def restarted(self) -> None:
+        """Called in a replacement host, before ``start``, when this element's previous
+        process died mid-stream (a restart policy): pick up what that instance left on
+        disk (a playlist to continue, a file to append to). The caps are those it had."""
+
+    def discontinuity(self) -> Iterable[Any] | None:
+        """An element upstream was replaced: what comes next does not continue what came
+        before (new timestamps, a new keyframe). Return items to send on, as ``flush``
+        does (a muxer ends its fragment). The signal itself is passed on by the runtime."""
+        return ()
+
     def ready_timeout(self) -> float:
         """Seconds ``configure`` may legitimately wait (a network source looking for its
         publisher); the runtime's negotiation waits that much longer."""

@@ -1,4 +1,4 @@
-"""What travels on an edge: Frame, Packet, Caps and the EOS signal.
+"""What travels on an edge: Frame, Packet, Caps and the EOS and DISCONT signals.
 
 Plain Python and numpy only; the runtime decides how these move between hosts.
 """
@@ -110,6 +110,28 @@ class EndOfStream:
 
 
 EOS = EndOfStream()
+
+
+class Discontinuity:
+    """The stream was interrupted here: an element upstream died and was replaced, so what
+    follows does not continue what came before (GStreamer's DISCONT flag). Travels on
+    edges like EOS; elements hear it through ``Element.discontinuity``. One instance."""
+
+    _instance: Discontinuity | None = None
+
+    def __new__(cls) -> Discontinuity:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return (Discontinuity, ())
+
+    def __repr__(self) -> str:
+        return "DISCONT"
+
+
+DISCONT = Discontinuity()
 
 
 @dataclass

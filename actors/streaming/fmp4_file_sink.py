@@ -11,7 +11,7 @@ from actors.element import Sink
 from actors.errors import ConfigError
 from actors.media.mp4_mux import MP4_SUFFIXES, partial_path
 from actors.media.muxing import check_output_dir
-from actors.streaming.fmp4 import complete_prefix
+from actors.streaming.fmp4 import complete_prefix, iter_boxes
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
 log = logging.getLogger("parallax.fmp4_file_sink")
@@ -46,23 +46,46 @@ class Fmp4FileSink(Sink):
         self.bytes = 0
         self.duration = 0.0
         self.has_init = False
+        self.init: bytes | None = None
         self.finalized = False
+        self.resumed = 0  # times this file was taken over after its writer died
+        self._keep = 0  # bytes of the dead writer's file to keep and append to
 
     def configure(self, caps_in: Caps | None) -> Caps:
         check_output_dir(self.settings.location)
         return caps_in
 
+    def restarted(self) -> None:
+        """Append to what the writer that died left: its complete fragments stay, the
+        torn one at the end goes, and the new fragments follow (their decode times go on
+        from the source's clock, so the file plays through, with a gap)."""
+        try:
+            with open(partial_path(self.settings.location), "rb") as f:
+                data = f.read()
+        except OSError:
+            return
+        self._keep, self.segments = complete_prefix(data)
+        if self._keep:
+            moov = next(b for b in iter_boxes(data) if b.type == b"moov")
+            self.init, self.has_init, self.bytes = data[:moov.end], True, self._keep
+            self.resumed += 1
+
     def start(self) -> None:
         self.tmp = partial_path(self.settings.location)
-        self.file = open(self.tmp, "wb")  # noqa: SIM115 - held open for the whole stream
+        # Held open for the whole stream.
+        self.file = open(self.tmp, "r+b" if self._keep else "wb")  # noqa: SIM115
+        if self._keep:
+            self.file.truncate(self._keep)
+            self.file.seek(self._keep)
 
     def process(self, packet: Packet) -> tuple:
         if packet.meta.get("init"):
             if self.has_init:  # one file holds one stream; a second init would corrupt it
-                log.warning("%s: ignoring a changed init segment mid-stream",
-                            self.settings.location)
+                if packet.data != self.init:
+                    log.warning("%s: ignoring a changed init segment mid-stream",
+                                self.settings.location)
                 return ()
-            self.has_init = True
+            self.has_init, self.init = True, packet.data
         elif not self.has_init:
             self.file.write(self.caps_in.extradata or b"")
             self.has_init = True
@@ -119,4 +142,4 @@ class Fmp4FileSink(Sink):
     def results(self) -> dict[str, Any]:
         return {"location": self.settings.location, "segments": self.segments,
                 "bytes": self.bytes, "duration": round(self.duration, 3),
-                "finalized": self.finalized}
+                "finalized": self.finalized, "resumed": self.resumed}

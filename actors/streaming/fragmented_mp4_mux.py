@@ -172,6 +172,17 @@ class FragmentedMp4Mux(Transform):
         self.container = None
         return self._collect()
 
+    def discontinuity(self) -> list[Packet]:
+        """The encoder upstream was replaced: end the fragment here, so that its last
+        sample lasts one frame and not the whole gap, and start a new stream (with its
+        init segment) for what follows."""
+        if self.container is None:
+            return []
+        out = self.flush()
+        self._open(self.caps_in)
+        self.init_sent = False
+        return out
+
     def _collect(self) -> list[Packet]:
         out: list[Packet] = []
         if not self.init_sent and self.settings.separate_init:

@@ -10,7 +10,13 @@ from typing import Any
 from actors.element import Sink
 from actors.errors import ConfigError
 from actors.media.muxing import check_output_dir
-from actors.streaming.hls import MediaPlaylist, Segment, target_duration, write_atomic
+from actors.streaming.hls import (
+    MediaPlaylist,
+    Segment,
+    parse_playlist,
+    target_duration,
+    write_atomic,
+)
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
 ENDLIST = "#EXT-X-ENDLIST"
@@ -66,6 +72,8 @@ class HlsSink(Sink):
         self.deleted = 0
         self.finalized = False
         self._pending_delete: list[list[str]] = []  # per segment gone: its files
+        self._discontinuity = False  # the next segment does not continue the last one
+        self.resumed = 0  # times this playlist was taken over after its writer died
 
     @property
     def directory(self) -> str:
@@ -89,11 +97,44 @@ class HlsSink(Sink):
         duration = float((packet.duration or 0) * packet.time_base)
         new_map = bool(self.playlist.segments) and self.playlist.segments[-1].map_uri != \
             self.map_uri
-        self.playlist.segments.append(Segment(uri, duration, self.map_uri, new_map))
+        self.playlist.segments.append(Segment(uri, duration, self.map_uri,
+                                              new_map or self._discontinuity))
+        self._discontinuity = False
         self.written += 1
         self.bytes += len(packet.data)
         self._roll()
         self._write_playlist()
+        return ()
+
+    def restarted(self) -> None:
+        """Take over the playlist of the writer that died: keep its segments, number on
+        from them, and mark a discontinuity before the next one."""
+        try:
+            with open(self.settings.location) as f:
+                old = parse_playlist(f.read())
+        except (OSError, ValueError):
+            return  # it died before its first playlist: start afresh
+        self.playlist.segments = old.segments
+        self.playlist.media_sequence = old.media_sequence
+        self.playlist.discontinuity_sequence = old.discontinuity_sequence
+        self.playlist.target_duration = old.target_duration
+        self.written = old.media_sequence + len(old.segments)
+        root, ext = os.path.splitext(self.settings.init_name)
+        versions = [m[len(root) + 1:-len(ext) or None] for m in
+                    {seg.map_uri for seg in old.segments} if m.startswith(root + "-")]
+        self.init_versions = max([int(v) for v in versions if v.isdigit()], default=0)
+        if old.segments:
+            self.map_uri = old.segments[-1].map_uri
+            try:
+                with open(os.path.join(self.directory, self.map_uri), "rb") as f:
+                    self.init = f.read()
+            except OSError:
+                self.init = None
+        self._discontinuity = bool(old.segments)
+        self.resumed += 1
+
+    def discontinuity(self) -> tuple:
+        self._discontinuity = bool(self.playlist.segments)
         return ()
 
     def _write_init(self, data: bytes) -> None:
@@ -186,5 +227,5 @@ class HlsSink(Sink):
     def results(self) -> dict[str, Any]:
         return {"location": self.settings.location, "segments": self.written,
                 "in_playlist": len(self.playlist.segments), "deleted": self.deleted,
-                "bytes": self.bytes, "finalized": self.finalized,
+                "bytes": self.bytes, "finalized": self.finalized, "resumed": self.resumed,
                 "duration": round(self.duration(), 3)}

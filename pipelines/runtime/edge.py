@@ -20,10 +20,13 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from actors.flow import FlowPolicy, FlowState, SignalTracker
-from actors.types import EOS, item_nbytes
+from actors.types import DISCONT, EOS, item_nbytes
 from pipelines.runtime.defaults import INLINE_MAX_BYTES, WAIT_SLICE_S
 
 CLOSED = "closed"  # what a push returns when the receiver is shutting down
+# How long a sender whose consumer died waits for the driver to wire in a replacement
+# (a restart takes 1-3 s here) before it gives up as if there were no restart policy.
+REPLACEMENT_WAIT_S = 30.0
 
 
 class PeerClosed(Exception):
@@ -118,10 +121,17 @@ class EdgeSender:
         window: int,
         policy: FlowPolicy,
         abort: threading.Event,
+        restartable: bool = False,
     ) -> None:
         self.name = edge_id
         self.consumer = consumer
         self.consumer_name = consumer_name
+        self.restartable = restartable
+        """The consumer has a restart policy: its death means wait for a replacement."""
+        self.epoch = 0  # which incarnation of the consumer this edge feeds
+        self.lost = 0  # items that were in flight on a consumer that died
+        self._lost_since: float | None = None
+        self._replacement: tuple[Any, int] | None = None
         self.window = window
         self.policy = policy
         self.flow = FlowState()
@@ -137,24 +147,29 @@ class EdgeSender:
     # -- the CreditWindow interface the policies use --------------------------
     def has_credit(self) -> bool:
         self._reap(timeout=0)
+        if self._waiting_for_replacement():
+            return False
         return len(self._inflight) < self.window
 
     def wait_for_credit(self) -> None:
         if self.has_credit():
             return
         t0 = time.perf_counter()
-        while len(self._inflight) >= self.window:
+        while not self.has_credit():
             if self._abort.is_set():
                 raise Aborted()
-            self._reap(timeout=WAIT_SLICE_S, num_returns=1)
+            if self._lost_since is not None:
+                time.sleep(WAIT_SLICE_S / 4)
+            else:
+                self._reap(timeout=WAIT_SLICE_S, num_returns=1)
         self.blocked_time += time.perf_counter() - t0
 
     def send(self, out: Outgoing) -> None:
-        ref = self.consumer.push.remote(self.name, self._seq, out.payload)
+        ref = self.consumer.push.remote(self.name, self._seq, out.payload, self.epoch)
         self._seq += 1
         self._inflight.append(ref)
         self.high_water = max(self.high_water, len(self._inflight))
-        if out.item is not EOS:
+        if out.item is not EOS and out.item is not DISCONT:
             self.sent += 1
             self.bytes_sent += out.nbytes
 
@@ -165,12 +180,21 @@ class EdgeSender:
     def finish(self) -> None:
         """Send what the policy still holds, then EOS, then wait until all is released."""
         self.policy.drain(self, self.flow)
-        self.wait_for_credit()
-        self.send(Outgoing(EOS, EOS, 0))
-        while self._inflight:
-            if self._abort.is_set():
-                raise Aborted()
-            self._reap(timeout=WAIT_SLICE_S, num_returns=len(self._inflight))
+        while True:
+            self.wait_for_credit()
+            self.send(Outgoing(EOS, EOS, 0))
+            while self._inflight:
+                if self._abort.is_set():
+                    raise Aborted()
+                self._reap(timeout=WAIT_SLICE_S, num_returns=len(self._inflight))
+            if self._lost_since is None:
+                return
+            # The consumer died before it released EOS: its replacement gets one too.
+
+    def rewire(self, consumer: Any, epoch: int) -> None:
+        """The driver started a replacement for our dead consumer (called from the host's
+        event loop; the worker thread picks it up at its next credit check)."""
+        self._replacement = (consumer, epoch)
 
     @property
     def in_flight(self) -> int:
@@ -194,14 +218,34 @@ class EdgeSender:
             "high_water": self.high_water,
             "sent": self.sent,
             "bytes_sent": self.bytes_sent,
-            "drops": self.flow.drops,
+            "drops": self.flow.drops + self.lost,
             "held": len(self.flow.ring),
             "policy": self.policy.describe(),
             "signal": self.signals.current.value,
         }
 
+    def _waiting_for_replacement(self) -> bool:
+        if self._replacement is not None:
+            (self.consumer, self.epoch), self._replacement = self._replacement, None
+            self.lost += len(self._inflight)  # sent to the dead one: gone with it
+            self._inflight, self._seq, self._lost_since = [], 0, None
+        if self._lost_since is None:
+            return False
+        if time.monotonic() - self._lost_since > REPLACEMENT_WAIT_S:
+            raise PeerFailed(self.consumer_name, f"actor died and no replacement came "
+                             f"within {REPLACEMENT_WAIT_S:g} s")
+        return True
+
+    def _consumer_died(self, exc: BaseException, unreleased: int) -> None:
+        if not self.restartable:
+            raise PeerFailed(self.consumer_name, "actor died") from exc
+        if self._lost_since is None:
+            self._lost_since = time.monotonic()
+        self.lost += unreleased + len(self._inflight)
+        self._inflight = []
+
     def _reap(self, timeout: float, num_returns: int | None = None) -> None:
-        if not self._inflight:
+        if not self._inflight or self._lost_since is not None:
             return
         ready, self._inflight = ray.wait(
             self._inflight,
@@ -209,11 +253,12 @@ class EdgeSender:
             timeout=timeout,
             fetch_local=False,
         )
-        for ref in ready:
+        for i, ref in enumerate(ready):
             try:
                 result = ray.get(ref, timeout=WAIT_SLICE_S)
             except RayActorError as exc:
-                raise PeerFailed(self.consumer_name, "actor died") from exc
+                self._consumer_died(exc, unreleased=len(ready) - i)
+                return
             except GetTimeoutError:
                 continue
             except RayError as exc:

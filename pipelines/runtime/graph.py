@@ -11,6 +11,7 @@ from typing import Any
 
 from actors.element import Element, Placement, Sink, Source
 from actors.errors import ConfigError
+from actors.restart import Restart
 from actors.types import MAIN_PAD
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -26,6 +27,9 @@ class Node:
     placement: Placement
     replicas: int | str | None = None
     """A pool: this many copies of the element (or "auto"); None for a single host."""
+    restart: Restart | bool | None = None
+    """Replace the element when its process dies: a Restart, False for never, None for
+    the default (on for the non-source elements of a live pipeline)."""
 
     @property
     def is_pool(self) -> bool:
@@ -63,7 +67,8 @@ class Graph:
         self._counts: dict[str, int] = {}
 
     def add(self, element: Element, name: str | None = None,
-            placement: Placement | None = None, replicas: int | str | None = None) -> str:
+            placement: Placement | None = None, replicas: int | str | None = None,
+            restart: Restart | bool | None = None) -> str:
         if not isinstance(element, Element):
             raise ConfigError(
                 f"add(): expected an element (Source, Transform or Sink), got "
@@ -84,9 +89,11 @@ class Graph:
             raise ConfigError(f"an element named '{name}' already exists; pick another name")
         if replicas is not None:
             _check_pool(element, name, replicas)
+        _check_restart(element, name, replicas, restart)
         element.name = name
         chosen = placement or element.placement() or Placement()
-        self.nodes[name] = Node(name, element, chosen, replicas)
+        self.nodes[name] = Node(name, element, chosen, replicas,
+                                Restart() if restart is True else restart)
         return name
 
     def name_of(self, ref: Element | str) -> str:
@@ -206,7 +213,19 @@ class Graph:
             and not self.nodes[lk.consumer].is_pool
             and len(self.outputs(lk.producer)) == 1
             and self.nodes[lk.producer].placement.key() == self.nodes[lk.consumer].placement.key()
+            # One host is one process: what it hosts dies, and is replaced, together.
+            and self.nodes[lk.producer].restart == self.nodes[lk.consumer].restart
         )
+
+    def apply_restart_defaults(self) -> None:
+        """Restart on for the non-source elements of a live pipeline, where what was
+        missed cannot be had again; off elsewhere (a file can be run again)."""
+        live = any(getattr(n.element, "live", False) for n in self.nodes.values()
+                   if isinstance(n.element, Source))
+        for node in self.nodes.values():
+            if node.restart is None:
+                node.restart = (Restart() if live and not node.is_pool
+                                and not isinstance(node.element, Source) else False)
 
     def pools(self) -> list[str]:
         return [n for n, node in self.nodes.items() if node.is_pool]
@@ -216,6 +235,20 @@ class Graph:
             "elements": {n: type(node.element).__name__ for n, node in self.nodes.items()},
             "links": [lk.edge_id for lk in self.links],
         }
+
+
+def _check_restart(element: Element, name: str, replicas: int | str | None,
+                   restart: Restart | bool | None) -> None:
+    if restart is None or restart is False:
+        return
+    if restart is not True and not isinstance(restart, Restart):
+        raise ConfigError(f"'{name}': restart={restart!r} is invalid; give Restart(...), "
+                          "True for the default policy, or False")
+    if isinstance(element, Source):
+        raise ConfigError(f"'{name}': a source cannot be restarted (what it was reading is "
+                          "gone with it); restart the elements after it")
+    if replicas is not None:
+        raise ConfigError(f"'{name}': a pool replaces its own replicas; drop restart=")
 
 
 def _check_pool(element: Element, name: str, replicas: int | str) -> None:

@@ -19,12 +19,13 @@ import traceback
 from typing import Any
 
 import ray
+from ray.exceptions import ObjectLostError
 
 from actors.element import Counters, Element, Source
 from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block, FlowSignal
 from actors.pacing import Backlog
-from actors.types import EOS, MAIN_PAD, Caps, OnPad
+from actors.types import DISCONT, EOS, MAIN_PAD, Caps, OnPad
 from pipelines.runtime.defaults import WAIT_SLICE_S
 from pipelines.runtime.edge import (
     CLOSED,
@@ -57,6 +58,9 @@ class ElementHost:
         self.senders: list[EdgeSender | PoolDispatcher] = []
         self.sender_pads: list[str] = []  # the producer pad each sender takes
         self.edge_pads: dict[str, str] = {}  # input edge -> the input pad it feeds
+        self.epochs: dict[str, int] = {}  # input edge -> the incarnation of its producer
+        self.restartable_inputs: set[str] = set()  # producers that may die and come back
+        self.restarted = False  # a replacement for a host that died
         self.pool_member = False  # a pool replica: items come by process_item, not push
         self.pool_pending: set[asyncio.Future] = set()
         self.playing = threading.Event()
@@ -96,18 +100,46 @@ class ElementHost:
 
     async def connect(self, inputs: dict[str, int], outputs: list[dict[str, Any]],
                       pool_member: bool = False,
-                      input_pads: dict[str, str] | None = None) -> None:
+                      input_pads: dict[str, str] | None = None,
+                      restartable_inputs: list[str] | None = None,
+                      epochs: dict[str, int] | None = None,
+                      restarted: bool = False) -> None:
         self.pool_member = pool_member
         self.reorder = {edge: ReorderBuffer(window) for edge, window in inputs.items()}
         self.edge_pads = dict(input_pads or {})
+        self.restartable_inputs = set(restartable_inputs or ())
+        self.epochs = dict(epochs or {})
+        self.restarted = restarted
         self.senders = [self._sender(o) for o in outputs]
         self.sender_pads = [o.get("pad", MAIN_PAD) for o in outputs]
 
     def _sender(self, o: dict[str, Any]) -> EdgeSender | PoolDispatcher:
         if "pool" in o:  # the edge into a pool; the pool's own outputs leave from here
             return PoolDispatcher(o, [self._sender(d) for d in o["downstream"]], self.abort)
-        return EdgeSender(o["edge"], o["consumer"], o["consumer_name"], o["window"],
-                          o["policy"], self.abort)
+        sender = EdgeSender(o["edge"], o["consumer"], o["consumer_name"], o["window"],
+                            o["policy"], self.abort, restartable=o.get("restartable", False))
+        sender.epoch = o.get("epoch", 0)
+        return sender
+
+    # -- restarts, driven by the driver ---------------------------------------
+    async def reset_input(self, edge: str, epoch: int) -> None:
+        """The producer of ``edge`` was replaced: its new incarnation numbers items from 0.
+        What its dead one sent in order is in the mailbox and still taken; what waits in
+        the reorder buffer for an item that will never come, or arrives late, is not."""
+        old = self.reorder.get(edge)
+        if old is None:
+            return
+        self.epochs[edge] = epoch
+        self.reorder[edge] = ReorderBuffer(old.window)
+        for _, fut, _ in old.pending.values():
+            self._release(fut, CLOSED)
+
+    async def rewire(self, edge: str, consumer: Any, epoch: int) -> None:
+        """The consumer of our output ``edge`` was replaced: send to the new one."""
+        for top in self.senders:
+            for sender in [top, *getattr(top, "downstream", ())]:
+                if sender.name == edge and isinstance(sender, EdgeSender):
+                    sender.rewire(consumer, epoch)
 
     async def start_replica(self, caps_in: list[Caps], upstream: list[str]) -> dict[str, Any]:
         """A pool's replacement replica, in one call: negotiate, connect and play.
@@ -161,9 +193,9 @@ class ElementHost:
     # Data-path calls record no task events: the GCS keeps every call's events, which
     # grew it by about 3.2 KB per item pushed (+51 MiB in a 10-minute 720p30 soak).
     @ray.method(enable_task_events=False)
-    async def push(self, edge: str, seq: int, payload: Any) -> str:
-        if self.abort.is_set() or self.done.done():
-            return CLOSED
+    async def push(self, edge: str, seq: int, payload: Any, epoch: int = 0) -> str:
+        if self.abort.is_set() or self.done.done() or epoch != self.epochs.get(edge, 0):
+            return CLOSED  # or from a producer that died and was replaced since
         fut = self.loop.create_future()
         self.pending.add(fut)
         try:
@@ -230,7 +262,11 @@ class ElementHost:
         try:
             for el in self.elements:
                 self.current = el.name
+                if self.restarted:
+                    el.restarted()
                 el.start()
+            if self.restarted:  # downstream: what follows does not continue what was
+                self._signal_all(DISCONT)
             if self.pool_member:
                 self._run_pool_member()
             elif self.is_source:
@@ -278,9 +314,17 @@ class ElementHost:
             except queue.Empty:
                 self._check_abort()
                 continue
-            item, ref = resolve(payload)
+            try:
+                item, ref = resolve(payload)
+            except ObjectLostError:
+                if edge not in self.restartable_inputs:
+                    raise
+                self._release(fut, CLOSED)  # it lived in the store of a producer that died
+                continue
             pad = self.edge_pads.get(edge, MAIN_PAD)
-            if item is EOS:
+            if item is DISCONT:
+                self._discontinuity()
+            elif item is EOS:
                 open_inputs.discard(edge)
                 if open_inputs and not any(self.edge_pads.get(e, MAIN_PAD) == pad
                                            for e in open_inputs):
@@ -293,6 +337,19 @@ class ElementHost:
                 waited = time.perf_counter() - arrived
                 self._emit(self._through(0, [item], waited, pad), item, ref)
             self._release(fut, "ok")
+
+    def _discontinuity(self) -> None:
+        """An upstream host was replaced: each element hears it in chain order (what it
+        returns goes through the rest), then it goes on to the hosts downstream."""
+        for i, el in enumerate(self.elements):
+            self.current = el.name
+            self._emit(self._through(i + 1, list(el.discontinuity() or ()), None), None, None)
+        self._signal_all(DISCONT)
+
+    def _signal_all(self, signal: Any) -> None:
+        """A signal goes out on every output, whatever its pad."""
+        for sender in self.senders:
+            sender.offer(Outgoing.wrap(signal))
 
     def _end_pad(self, pad: str) -> None:
         """One input pad ended while others go on: the element may flush what it held."""

@@ -33,6 +33,9 @@ log = logging.getLogger("parallax.monitor")
 ABORT_GRACE_S = 5.0  # after an abort, hosts get this long to wind down before teardown
 SECONDARY_GRACE_S = 3.0  # how long a "my peer failed" report waits for the peer's own report
 POLL_TIMEOUT_S = 5.0
+# Counters that go on across a restart (the replacement starts its own from zero).
+CARRIED = ("buffers_in", "buffers_out", "frames_in", "bytes_in", "bytes_out",
+           "processing_time", "blocked_time", "errors", "drops")
 
 
 @dataclass
@@ -48,7 +51,7 @@ class Topology:
 
 class Monitor:
     def __init__(self, topology: Topology, hosts: dict[str, Any], groups: list[list[str]],
-                 interval: float) -> None:
+                 interval: float, restarter: Any = None) -> None:
         self.topology = topology
         self.hosts = dict(hosts)
         self.groups = {"+".join(g): g for g in groups}
@@ -58,6 +61,10 @@ class Monitor:
         self.results: dict[str, Any] = {}
         self._done = {h.wait_done.remote(): name for name, h in self.hosts.items()}
         self._dead: set[str] = set()
+        self.restarter = restarter
+        """Replaces hosts with a restart policy when they die (runtime/restarter.py)."""
+        self._last: dict[str, dict[str, Any]] = {}  # host -> its last stats snapshot
+        self._carry: dict[str, dict[str, float]] = {}  # element -> counters of dead ones
         self._prev: dict[str, ElementStats] = {}
         self._prev_time: dict[str, float] = {}
         self._stats = PipelineStats(state="PLAYING", frames_total=topology.frames_total)
@@ -113,6 +120,8 @@ class Monitor:
                 for ref in ready:
                     host = pending.pop(ref)
                     failure = self._outcome(ref, host)
+                    if failure is not None and self.error is None and self._aborted_at is None:
+                        failure = self._try_restart(host, failure, pending)
                     if failure is None:
                         continue
                     err, is_secondary = failure
@@ -141,6 +150,31 @@ class Monitor:
         finally:
             self._t_end = self._t_end or time.monotonic()
             self.finished.set()
+
+    def _try_restart(self, host: str, failure: tuple[PipelineError, bool],
+                     pending: dict[Any, str]) -> tuple[PipelineError, bool] | None:
+        """A host with a restart policy whose actor died is replaced, not a failure."""
+        err, _ = failure
+        if (self.restarter is None or host not in self._dead
+                or not self.restarter.can_restart(host)):
+            return failure
+        try:
+            new = self.restarter.restart(host, err.cause)
+        except PipelineError as exc:
+            return exc, False
+        except Exception as exc:  # a host it had to rewire died too, or Ray failed
+            return PipelineError(host, f"its process died and the restart failed: "
+                                 f"{type(exc).__name__}: {exc}"), False
+        for name, figures in self._last.get(host, {}).get("elements", {}).items():
+            carry = self._carry.setdefault(name, {})
+            for key in CARRIED:
+                carry[key] = carry.get(key, 0) + (figures.get(key) or 0)
+        self._last.pop(host, None)
+        self._prev_time.pop(host, None)
+        self.hosts[host] = new
+        self._dead.discard(host)
+        pending[new.wait_done.remote()] = host
+        return None
 
     def _outcome(self, ref: Any, host: str) -> tuple[PipelineError, bool] | None:
         try:
@@ -180,9 +214,15 @@ class Monitor:
             dt = snap["time"] - self._prev_time.get(host, snap["time"])
             self._prev_time[host] = snap["time"]
             node = p.node_of.get(host, {}).get("node_id", "")
+            self._last[host] = snap
+            restarts = self.restarter.restarts.get(host, 0) if self.restarter else 0
             for name, figures in snap["elements"].items():
+                carry = self._carry.get(name)
+                if carry:  # counters of the processes this element had before a restart
+                    figures = {**figures, **{k: figures.get(k, 0) + v for k, v in carry.items()}}
                 es = build_element_stats(name, host, node, figures, snap, self._prev.get(name),
                                          dt, name in p.sinks)
+                es.restarts = restarts
                 stats.elements[name] = self._prev[name] = es
             for pool in snap.get("pools", ()):
                 stats.pools = {**stats.pools, pool["pool"]: PoolStats(

@@ -21,6 +21,7 @@ from actors import errors
 from actors.element import Element, Placement, Sink
 from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block
+from actors.restart import Restart
 from actors.types import MAIN_PAD, Caps, Pads
 from pipelines.runtime import defaults
 from pipelines.runtime.arena import (
@@ -41,6 +42,7 @@ from pipelines.runtime.placement import (
     wait_gone,
     wait_placed,
 )
+from pipelines.runtime.restarter import HostWiring, Restarter
 from pipelines.runtime.stats import EdgeStats, ElementStats, PipelineStats, Progress
 
 log = logging.getLogger("parallax.pipeline")
@@ -92,14 +94,21 @@ class Pipeline:
         self._lock = threading.Lock()
         self.notes: list[str] = []
         """What the builder chose or dropped, for the user (the CLI prints them)."""
+        self._wiring: dict[str, HostWiring] = {}
+        self.restarter: Restarter | None = None
         self._end_requested = False
         self.salvaged: list[str] = []
         """What the driver did to outputs whose writer could not finish them."""
 
     # -- building -------------------------------------------------------------
     def add(self, element: Element, name: str | None = None,
-            placement: Placement | None = None, replicas: int | str | None = None) -> Element:
+            placement: Placement | None = None, replicas: int | str | None = None,
+            restart: Restart | bool | None = None) -> Element:
         """Add an element; ``placement`` overrides the element's own default.
+
+        ``restart=Restart(max_restarts, within_s)`` replaces the element when its process
+        dies and resumes the stream with a discontinuity; ``False`` never does. Default:
+        on for the non-source elements of a live pipeline, off for file pipelines.
 
         ``replicas=N`` (or ``"auto"``: one per CPU of the nodes its placement fits) runs the
         element as a pool of N hosts spread over the nodes: each item goes to one replica,
@@ -107,7 +116,7 @@ class Pipeline:
         to the others. Pool elements must be 1:1 per item (a whole chunk in, its result out).
         """
         self._require(State.NULL, "add elements")
-        self.graph.add(element, name, placement, replicas)
+        self.graph.add(element, name, placement, replicas, restart)
         return element
 
     def link(self, a: Element | str, b: Element | str, window: int | None = None,
@@ -136,6 +145,7 @@ class Pipeline:
         if self.state is not State.NULL:
             return self
         order = self.graph.validate()
+        self.graph.apply_restart_defaults()
         ensure_ray()
         self._groups = self.graph.host_groups(self.fusion)
         try:
@@ -158,7 +168,9 @@ class Pipeline:
             replicas = {h for hosts in self._pools.values() for h in hosts}
             watched = {h: a for h, a in self._hosts.items() if h not in replicas}
             groups = [g for g in self._groups if g[0] not in self._pools]
-            self._monitor = Monitor(topology, watched, groups, self.stats_interval)
+            self.restarter = self._restarter()
+            self._monitor = Monitor(topology, watched, groups, self.stats_interval,
+                                    self.restarter)
             # Consumers first, so that nothing is pushed to a host that is not running.
             for group in reversed(self._groups):
                 for host in self._pools.get(group[0], [self._host_of[group[0]]]):
@@ -360,6 +372,9 @@ class Pipeline:
             caps_in = [self._pad_caps(caps, lk) for lk in ins]
             waits = max(self.graph.nodes[n].element.ready_timeout() for n in group)
             # Every replica of a pool configures its own copy; they agree, being copies.
+            pads = [lk.input_pad for lk in ins]
+            self._wiring[self._host_of[group[0]]] = HostWiring(
+                caps_in, [lk.producer for lk in ins], pads)
             for host in self._pools.get(group[0], [self._host_of[group[0]]]):
                 reply = ray.get(
                     self._hosts[host].negotiate.remote(caps_in, [lk.producer for lk in ins],
@@ -407,6 +422,7 @@ class Pipeline:
         input_pads: dict[str, dict[str, str]] = {h: {} for h in self._hosts}
         outputs: dict[str, list[dict[str, Any]]] = {h: [] for h in self._hosts}
         into_pool: dict[str, dict[str, Any]] = {}
+        restartable_inputs: dict[str, list[str]] = {h: [] for h in self._hosts}
         # Edges into pools first: the edges out of a pool leave from the same host.
         links = sorted(self.graph.links, key=lambda lk: lk.producer in self._pools)
         for lk in links:
@@ -431,20 +447,46 @@ class Pipeline:
                 outputs[hp].append(self._output(lk, hc, window, policy))
             inputs[hc][lk.edge_id] = window
             input_pads[hc][lk.edge_id] = lk.input_pad
+            if self._restart_policy(hp) is not None:
+                restartable_inputs[hc].append(lk.edge_id)
+            self._wiring[hc].producers[lk.edge_id] = hp
             nodes = (self._node_of[hp]["node_id"], self._node_of[hc]["node_id"])
             self._budget.append(EdgeBudget(lk.edge_id, window, slot, nodes))
             self._edges[lk.edge_id] = EdgeStats(lk.edge_id, lk.producer, lk.consumer, window,
                                                 slot, policy=policy.describe())
         self._arena_reserved = check_budget(self._budget)
         replicas = {h for hosts in self._pools.values() for h in hosts}
+        for h, w in self._wiring.items():
+            w.inputs, w.input_pads, w.outputs = inputs[h], input_pads[h], outputs[h]
+            w.restartable_inputs = restartable_inputs[h]
         ray.get([self._hosts[h].connect.remote(inputs[h], outputs[h], h in replicas,
-                                               input_pads[h])
+                                               input_pads[h], restartable_inputs[h])
                  for h in self._hosts], timeout=defaults.CONTROL_TIMEOUT_S)
 
     def _output(self, lk: Link, consumer_host: str, window: int, policy: Any) -> dict[str, Any]:
         return {"edge": lk.edge_id, "consumer": self._hosts[consumer_host],
                 "consumer_name": lk.consumer, "window": window, "policy": policy,
-                "pad": lk.pad}
+                "pad": lk.pad, "consumer_host": consumer_host,
+                "restartable": self._restart_policy(consumer_host) is not None}
+
+    def _restart_policy(self, host: str) -> Restart | None:
+        """A host's restart policy: its elements share one (graph fusion sees to it)."""
+        node = self.graph.nodes.get(host.split("+")[0])
+        if node is None or node.is_pool:  # a pool's replicas are replaced by the pool
+            return None
+        return node.restart if isinstance(node.restart, Restart) else None
+
+    def _restarter(self) -> Restarter:
+        # A host that dispatches to a pool holds the pool's state: not restartable.
+        hosts = [h for h in self._wiring if self._restart_policy(h) is not None
+                 and not any("pool" in o for o in self._wiring[h].outputs)]
+        groups = {"+".join(g): g for g in self._groups}
+        return Restarter(
+            self._id, self._hosts,
+            {h: [self.graph.nodes[n].element for n in groups[h]] for h in hosts},
+            {h: self.graph.nodes[groups[h][0]].placement for h in hosts},
+            {h: self._restart_policy(h) for h in hosts}, self._wiring, self._node_of,
+            self.placement_timeout)
 
     def _pool_spec(self, lk: Link, caps_in: Any, slot: int) -> dict[str, Any]:
         """What a pool's dispatcher needs: its replicas, and how to start replacements."""

@@ -57,6 +57,8 @@ class ElementStats:
     e2e_latency_p99_ms: float | None = None
     host: str = ""
     node_id: str = ""
+    restarts: int = 0
+    """Times this element's process died and was replaced (a restart policy)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -163,6 +165,11 @@ class PipelineStats:
     """Element pools: their replicas (node, items, busy time), losses and requeues."""
 
     @property
+    def restarts(self) -> dict[str, int]:
+        """Elements whose process died and was replaced, and how many times."""
+        return {n: e.restarts for n, e in self.elements.items() if e.restarts}
+
+    @property
     def fps(self) -> float:
         return self.frames / self.running_time if self.running_time > 0 else 0.0
 
@@ -186,6 +193,7 @@ class PipelineStats:
             "elements": {k: v.to_dict() for k, v in self.elements.items()},
             "edges": {k: v.to_dict() for k, v in self.edges.items()},
             "pools": {k: v.to_dict() for k, v in self.pools.items()},
+            "restarts": self.restarts,
         }
 
 
