@@ -160,6 +160,12 @@ class Element:
         does (a muxer ends its fragment). The signal itself is passed on by the runtime."""
         return ()
 
+    def request_keyframe(self) -> None:
+        """An element downstream was replaced and can only start at a keyframe (as
+        GStreamer's force-key-unit event asks). Encoders make their next frame one; other
+        elements have nothing to do. Called from another thread than ``process``: set a
+        flag, do the work there."""
+
     def ready_timeout(self) -> float:
         """Seconds ``configure`` may legitimately wait (a network source looking for its
         publisher); the runtime's negotiation waits that much longer."""

@@ -55,6 +55,23 @@ def add_latency_option(p: argparse.ArgumentParser) -> None:
                         "B-frames) and a live source keeps at most 2 frames in flight")
 
 
+def add_restart_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-restarts", type=non_negative_int, default=3, metavar="N",
+                   help="live sources: an element whose process dies is replaced and the "
+                        "stream goes on, up to N times a minute (default 3; 0: the first "
+                        "death ends the run, as it always does for file inputs)")
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output (MP4, fragmented MP4, HLS and Zenoh)")
     g.add_argument("--faststart", action="store_true",
@@ -107,6 +124,7 @@ def build_parser() -> Parser:
                    help="frames between keyframes (default: one per fragment when fragmenting)")
     t.add_argument("--fps", type=float, help="output frame rate (drops or repeats frames)")
     add_latency_option(t)
+    add_restart_option(t)
     t.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="one host per element (default: scale, encode and mux share one)")
     g = t.add_argument_group("the farm (file inputs: chunks of GOPs on a pool of workers)")
@@ -164,7 +182,8 @@ def build_parser() -> Parser:
     r.add_argument("--init-timeout", type=positive_float, default=30.0, metavar="S",
                    help="seconds to wait for the publisher (default 30)")
     r.add_argument("--idle-timeout", type=positive_float, default=30.0, metavar="S",
-                   help="end when no segment arrives for S seconds (default 30)")
+                   help="end when no segment arrives for S seconds, or when a publisher "
+                        "that went away has not come back within S seconds (default 30)")
     r.add_argument("--hls-mode", choices=["vod", "live"], default="vod")
     r.add_argument("--hls-window", type=positive_int, default=6, metavar="N")
     add_zenoh_options(r)
@@ -186,6 +205,7 @@ def build_parser() -> Parser:
     rc.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     rc.add_argument("--display", help="X display, e.g. :99 (default: $DISPLAY)")
     add_latency_option(rc)
+    add_restart_option(rc)
     rc.add_argument("--max-stall", type=positive_float, default=5.0, metavar="S",
                     help="fail when the encoder and output finish nothing for S seconds "
                          "(a slow encoder only makes the capture drop frames evenly; "

@@ -16,6 +16,7 @@ from actors.element import Element, Placement
 from actors.errors import ConfigError
 from actors.media.mp4_mux import MP4_SUFFIXES, Mp4Mux
 from actors.media.null_sink import NullSink
+from actors.restart import DEFAULT_MAX_RESTARTS, Restart
 from actors.streaming.fmp4_file_sink import Fmp4FileSink
 from actors.streaming.fragmented_mp4_mux import MAX_FRAGMENT_DURATION, FragmentedMp4Mux
 from actors.streaming.hls_sink import HlsSink
@@ -123,19 +124,30 @@ def segment_sink(output: str, opts: OutputOptions) -> Element:
 def add_job(pipeline: Pipeline, stages: list[tuple[str, Element]], output: str,
             opts: OutputOptions, pools: dict[str, int | str] | None = None,
             placements: dict[str, Placement] | None = None,
-            source_window: int | None = None) -> Pipeline:
+            source_window: int | None = None,
+            max_restarts: int = DEFAULT_MAX_RESTARTS) -> Pipeline:
     """Add ``stages`` (the source first) and the elements writing ``output``, linked in a
     chain. The source keeps its own host, so producing overlaps the rest, which may fuse.
     ``pools`` names the stages that run as pools of replicas, and how many;
     ``placements`` pins stages to nodes; ``source_window`` bounds the source's edge (a
-    low-latency live job keeps one or two frames in flight, not a window's worth)."""
-    stages = [*stages, *build_output(output, opts, live=stages[0][1].live)]
+    low-latency live job keeps one or two frames in flight, not a window's worth);
+    ``max_restarts``: how often a minute the elements after a live source are replaced
+    when their process dies (0: never; file sources never restart)."""
+    live = stages[0][1].live
+    writer = build_output(output, opts, live=live)
+    stages = [*stages, *writer]
     pools, placements = pools or {}, placements or {}
-    for name, element in stages:
+    restart = (Restart(max_restarts) if max_restarts else False) if live else None
+    for i, (name, element) in enumerate(stages):
         pipeline.add(element, name=name, replicas=pools.get(name),
-                     placement=placements.get(name))
+                     placement=placements.get(name),
+                     restart=restart if i and name not in pools else None)
     for (a, _), (b, _) in itertools.pairwise(stages):
         first = a == stages[0][0]
-        pipeline.link(a, b, fuse=False if first else None,
+        # Live: the writer keeps a process of its own, so that an encoder that dies (and
+        # is replaced) costs the stream only its frames in flight, not the fragment being
+        # written. Encoded packets are small; the hop costs little.
+        apart = first or (live and b == writer[0][0])
+        pipeline.link(a, b, fuse=False if apart else None,
                       window=source_window if first else None)
     return pipeline

@@ -120,6 +120,16 @@ def print_summary(stats: PipelineStats, output: dict[str, Any] | None, stream: I
     console.print(table)
     for pool in stats.pools.values():
         print_pool(console, pool)
+    if stats.restart_events:
+        console.print(restart_line(stats))
+
+
+def restart_line(stats: PipelineStats) -> str:
+    """Which processes died and were replaced, when, and how long each gap lasted."""
+    events = ", ".join(f"{e['host']} at {e['at_s']:.1f} s (back in {e['gap_s']:.1f} s)"
+                       for e in stats.restart_events)
+    return (f"restarted {len(stats.restart_events)} time(s) after a process died: {events}; "
+            "the output has a discontinuity at each")
 
 
 def print_pool(console: Console, pool: PoolStats) -> None:
@@ -189,6 +199,8 @@ class LiveStatsDisplay:
             table.caption = (table.caption or "") + (
                 f"pool {pool.name}: {pool.live}/{len(pool.replicas)} replicas live, "
                 f"{pool.items} items{lost}   ")
+        if stats.restart_events:
+            table.caption = (table.caption or "") + restart_line(stats)
         inputs = {e.consumer: e for e in stats.edges.values()}
         for s in stats.elements.values():
             edge = inputs.get(s.name)

@@ -10,6 +10,7 @@ from actors.media.encoders import EncoderBackend, VideoCodec
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_scaler import VideoScaler
 from actors.pacing import DEFAULT_MAX_STALL_S
+from actors.restart import DEFAULT_MAX_RESTARTS
 from pipelines.outputs import (
     LOW_LATENCY_WINDOW,
     OutputOptions,
@@ -41,6 +42,8 @@ class RecordOptions:
     latency: str = "normal"
     """"low": the encoder emits every frame at once (no B-frames, no lookahead) and the
     capture keeps at most two frames in flight."""
+    max_restarts: int = DEFAULT_MAX_RESTARTS
+    """Replace an element whose process died, this often a minute; 0: never."""
 
     def __post_init__(self) -> None:
         output_kind(self.output)
@@ -64,7 +67,8 @@ def build_record(opts: RecordOptions) -> Pipeline:
             keyframe_interval=fragment_duration(opts.output, opts.out, live=True) or 2.0,
             low_latency=opts.latency == "low")),
     ], opts.output, opts.out,
-        source_window=LOW_LATENCY_WINDOW if opts.latency == "low" else None)
+        source_window=LOW_LATENCY_WINDOW if opts.latency == "low" else None,
+        max_restarts=opts.max_restarts)
 
 
 def live_report(results: dict[str, Any] | None, stats: Any = None) -> str | None:

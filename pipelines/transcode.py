@@ -21,6 +21,7 @@ from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_rate import VideoRate
 from actors.media.video_scaler import VideoScaler
+from actors.restart import DEFAULT_MAX_RESTARTS
 from pipelines.audio import AudioOptions, AudioPlan, link_audio, plan_audio
 from pipelines.farm import AT_DRIVER, FarmOptions, build_farm, farm_refusal
 from pipelines.outputs import (
@@ -127,6 +128,8 @@ class TranscodeOptions:
     """Node labels (hard) of the node that reads the input; (): the driver's node."""
     output_node: tuple[tuple[str, str], ...] = ()
     """Node labels (hard) of the node that writes the output; (): the driver's node."""
+    max_restarts: int = DEFAULT_MAX_RESTARTS
+    """Live sources: replace an element whose process died, this often a minute; 0: no."""
 
     def __post_init__(self) -> None:
         for flag, v in (("--width", self.width), ("--height", self.height)):
@@ -307,7 +310,8 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
     low = opts.latency == "low" and source.live
     pipeline = add_job(Pipeline("transcode", fusion=opts.fusion), stages, opts.output, opts.out,
                        placements=placements,
-                       source_window=LOW_LATENCY_WINDOW if low else None)
+                       source_window=LOW_LATENCY_WINDOW if low else None,
+                       max_restarts=opts.max_restarts)
     link_audio(pipeline, audio, "src", "mux")
     pipeline.notes = notes + audio.notes
     return pipeline

@@ -100,7 +100,7 @@ def test_stats_json_lines_count_frames_of_fragmented_mp4(tmp_path):
 def test_stats_json_stays_json_when_a_worker_dies(tmp_path):
     """The raylet's "A worker died..." notice reaches the driver; it goes to stderr."""
     run = run_cli(tmp_path, "transcode", "testsrc:duration=60,size=320x240,live=1",
-                  "out.mp4", "--stats-json", noise=False)
+                  "out.mp4", "--stats-json", "--max-restarts", "0", noise=False)
     try:
         deadline, victim = time.monotonic() + 120, None
         part = tmp_path / ".out.mp4.part"

@@ -175,7 +175,8 @@ def test_a_stalled_encoder_fails_after_max_stall(ray_session, display):
 
 
 def test_a_killed_encoder_leaves_the_recording_playable_under_its_name(display, tmp_path):
-    """SIGKILL of the process that encodes (and, fused with it, writes): the run fails
+    """SIGKILL of the process that encodes (and, fused with it, writes), with no restart
+    policy (--max-restarts 0): the run fails
     (exit 1), and the MP4, fragmented because its source is live, keeps every complete
     fragment under its final name."""
     from test_batch import descendants
@@ -184,7 +185,8 @@ def test_a_killed_encoder_leaves_the_recording_playable_under_its_name(display, 
     out, part = tmp_path / "rec.mp4", tmp_path / ".rec.mp4.part"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "record", str(out),
-                             "--display", display, "--fps", "30", "--quiet"],
+                             "--display", display, "--fps", "30", "--quiet",
+                             "--max-restarts", "0"],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         with Painter(display):

@@ -48,7 +48,9 @@ def kill_writer(tmp_path: Path, *extra: str, ready: Callable[[Path], bool],
     out, part = tmp_path / "out.mp4", tmp_path / ".out.mp4.part"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "transcode", source,
-                            str(out), "--quiet", *extra], stderr=subprocess.PIPE, text=True,
+                            # No restarts: here the dead writer's output is what is left.
+                            str(out), "--quiet", "--max-restarts", "0", *extra],
+                           stderr=subprocess.PIPE, text=True,
                            env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 60
@@ -121,7 +123,8 @@ def test_a_killed_hls_writer_leaves_an_ended_playlist_of_whole_segments(tmp_path
     out = tmp_path / "live.m3u8"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "transcode", LIVE_SOURCE,
-                            str(out), "--quiet", "--fragment-duration", "1"],
+                            str(out), "--quiet", "--fragment-duration", "1",
+                            "--max-restarts", "0"],
                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 90

@@ -57,6 +57,10 @@ class VideoEncoder(Transform):
     def flush(self) -> list[Packet]:
         return self.backend.flush() if self.backend else []
 
+    def request_keyframe(self) -> None:
+        if self.backend is not None:
+            self.backend.request_keyframe()
+
     def close(self, ok: bool) -> None:
         if self.backend is not None:
             self.backend.close()

@@ -87,6 +87,7 @@ class FragmentedMp4Mux(Transform):
         self.frames = 0
         self.init_sent = False
         self.audio: dict[str, Caps] = {}
+        self.skipped = 0  # video packets before a stream's first keyframe (a restart)
 
     def configure_pads(self, inputs: dict[str, Caps]) -> Caps:
         caps_in, self.audio = split_inputs(self.name, inputs)
@@ -123,6 +124,7 @@ class FragmentedMp4Mux(Transform):
         self.frame_period = round(1 / (caps.rate * self.time_base)) if caps.rate else 0
         self.pending: deque[tuple[int, int, bool]] = deque()  # (pts, duration, keyframe)
         self.shift: Fraction | None = None  # seconds every track is moved by
+        self.awaiting_keyframe = True  # a stream (and each fragment) starts at a keyframe
 
     def start(self) -> None:
         if self.container is None:  # this copy was made after READY
@@ -139,6 +141,11 @@ class FragmentedMp4Mux(Transform):
         return self._collect()
 
     def _mux(self, pad: str, packet: Packet) -> None:
+        if pad == MAIN_PAD and self.awaiting_keyframe:
+            if not packet.keyframe:  # the encoder upstream went on while we restarted
+                self.skipped += 1
+                return
+            self.awaiting_keyframe = False
         if self.shift is None:
             # A fragment cannot start before 0, and the mp4 muxer would move each track
             # that does (B-frames, AAC priming) on its own, which shifts audio against
@@ -214,7 +221,7 @@ class FragmentedMp4Mux(Transform):
         self._close_container()
 
     def results(self) -> dict[str, Any]:
-        return {"segments": self.segments, "frames": self.frames,
+        return {"segments": self.segments, "frames": self.frames, "skipped": self.skipped,
                 "codec": getattr(self, "codec", None)}
 
     def __getstate__(self) -> dict[str, Any]:

@@ -134,6 +134,11 @@ class ElementHost:
         for _, fut, _ in old.pending.values():
             self._release(fut, CLOSED)
 
+    async def request_keyframe(self) -> None:
+        """An element downstream was replaced: the encoders here start a new GOP."""
+        for el in self.elements:
+            el.request_keyframe()
+
     async def rewire(self, edge: str, consumer: Any, epoch: int) -> None:
         """The consumer of our output ``edge`` was replaced: send to the new one."""
         for top in self.senders:

@@ -246,6 +246,8 @@ class Monitor:
         stats.memory_used, stats.memory_spilled = store.used, store.spilled
         stats.memory_capacity, stats.memory_peak = store.capacity, self._memory_peak
         stats.arena_reserved = p.arena_reserved
+        if self.restarter is not None:
+            stats.restart_events = self.restarter.report(self._t0)
         self._stats = stats
 
     def _collect_results(self) -> None:

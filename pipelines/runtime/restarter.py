@@ -58,8 +58,8 @@ class Restarter:
         self.placement_timeout = placement_timeout
         self.deaths: dict[str, list[float]] = {}
         self.restarts: dict[str, int] = {}
-        self.gaps: dict[str, list[float]] = {}
-        """Seconds from noticing each death to the replacement playing, per host."""
+        self.events: list[dict[str, Any]] = []
+        """Each restart: host, at (time.monotonic), gap_s, cause."""
         self._epoch: dict[str, int] = {}  # edge -> incarnation of its producer
 
     def can_restart(self, host: str) -> bool:
@@ -86,9 +86,10 @@ class Restarter:
         new = self._start(host, n)
         self.hosts[host] = new
         self.restarts[host] = n
-        self.gaps.setdefault(host, []).append(time.monotonic() - now)
+        gap = time.monotonic() - now
+        self.events.append({"host": host, "at": now, "gap_s": round(gap, 3), "cause": cause})
         log.warning("'%s' restarted in %.1f s; the stream resumes with a discontinuity",
-                    host, time.monotonic() - now)
+                    host, gap)
         return new
 
     def _start(self, host: str, n: int) -> Any:
@@ -117,17 +118,22 @@ class Restarter:
         ray.get(new.connect.remote(w.inputs, outputs, False, w.input_pads,
                                    w.restartable_inputs, in_epochs, True), timeout=timeout)
         ray.get(new.play.remote(), timeout=timeout)
-        ray.get([self.hosts[w.producers[edge]].rewire.remote(edge, new, epoch)
-                 for edge, epoch in in_epochs.items()], timeout=timeout)
+        producers = [self.hosts[w.producers[edge]] for edge in in_epochs]
+        ray.get([p.rewire.remote(edge, new, epoch)
+                 for p, (edge, epoch) in zip(producers, in_epochs.items())], timeout=timeout)
+        # The replacement can only start at a keyframe: ask for one now, not at the next
+        # GOP (up to a fragment's length away).
+        ray.get([p.request_keyframe.remote() for p in producers], timeout=timeout)
         return new
 
     def _bump(self, edge: str) -> int:
         self._epoch[edge] = self._epoch.get(edge, 0) + 1
         return self._epoch[edge]
 
-    def report(self) -> dict[str, Any]:
-        return {host: {"restarts": n, "gaps_s": [round(g, 2) for g in self.gaps[host]]}
-                for host, n in self.restarts.items()}
+    def report(self, t0: float) -> list[dict[str, Any]]:
+        """The restarts so far, timed from ``t0`` (the run's start, time.monotonic)."""
+        return [{"host": e["host"], "at_s": round(e["at"] - t0, 3), "gap_s": e["gap_s"],
+                 "cause": e["cause"]} for e in self.events]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -164,6 +164,10 @@ class PipelineStats:
     pools: dict[str, PoolStats] = field(default_factory=dict)
     """Element pools: their replicas (node, items, busy time), losses and requeues."""
 
+    restart_events: list[dict[str, Any]] = field(default_factory=list)
+    """Each restart: the host replaced, when (seconds into the run), the gap in seconds
+    from noticing its death to its replacement playing, and the cause."""
+
     @property
     def restarts(self) -> dict[str, int]:
         """Elements whose process died and was replaced, and how many times."""
@@ -194,6 +198,7 @@ class PipelineStats:
             "edges": {k: v.to_dict() for k, v in self.edges.items()},
             "pools": {k: v.to_dict() for k, v in self.pools.items()},
             "restarts": self.restarts,
+            "restart_events": self.restart_events,
         }
 
 

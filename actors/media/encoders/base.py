@@ -160,6 +160,11 @@ class VideoEncoderBackend:
     def flush(self) -> list[Packet]:
         raise NotImplementedError
 
+    def request_keyframe(self) -> None:
+        """Make the next frame a keyframe (an IDR), where the encoder allows it (a muxer
+        downstream was replaced and can only start at one). A no-op by default: the next
+        scheduled keyframe then serves."""
+
     def codec(self) -> VideoCodec:
         raise NotImplementedError
 

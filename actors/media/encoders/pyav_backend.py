@@ -13,6 +13,7 @@ from typing import Any
 import av
 import numpy as np
 from av.codec.context import Flags
+from av.video.frame import PictureType
 
 from actors.media.encoders.base import (
     DEFAULT_CRF,
@@ -122,6 +123,7 @@ class PyAvEncoder(VideoEncoderBackend):
         self.profile = ctx.profile
         self._frame_ticks = max(1, round(1 / (config.framerate * self.time_base)))
         self._pending: dict[int, tuple[int, dict[str, Any]]] = {}
+        self._keyframe_requested = False
 
     def codec(self) -> VideoCodec:
         return self.config.codec
@@ -133,6 +135,9 @@ class PyAvEncoder(VideoEncoderBackend):
         pts = frame.pts if frame.time_base == self.time_base else (
             None if frame.pts is None else round(frame.pts * frame.time_base / self.time_base))
         vf.pts, vf.time_base = pts, self.time_base
+        if self._keyframe_requested:
+            # libx264/x265 turn a forced I picture into an IDR in a closed-GOP stream.
+            vf.pict_type, self._keyframe_requested = PictureType.I, False
         if pts is not None:
             self._pending[pts] = (frame.duration or self._frame_ticks, frame.meta)
         return self._packets(self.ctx.encode(vf))
@@ -147,6 +152,9 @@ class PyAvEncoder(VideoEncoderBackend):
 
     def flush(self) -> list[Packet]:
         return self._packets(self.ctx.encode(None))
+
+    def request_keyframe(self) -> None:
+        self._keyframe_requested = True
 
     def close(self) -> None:
         self.ctx = None  # FFmpeg frees the encoder with the context
