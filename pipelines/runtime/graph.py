@@ -217,6 +217,14 @@ class Graph:
             and self.nodes[lk.producer].restart == self.nodes[lk.consumer].restart
         )
 
+    def restart_of(self, host: str) -> Restart | None:
+        """The restart policy of a host (named after the elements it hosts, joined by
+        '+'): its elements share one, since fusion keeps policies apart."""
+        node = self.nodes.get(host.split("+")[0])
+        if node is None or node.is_pool:  # a pool's replicas are replaced by the pool
+            return None
+        return node.restart if isinstance(node.restart, Restart) else None
+
     def apply_restart_defaults(self) -> None:
         """Restart on for the non-source elements of a live pipeline, where what was
         missed cannot be had again; off elsewhere (a file can be run again)."""

@@ -42,6 +42,7 @@ from pipelines.runtime.placement import (
     wait_gone,
     wait_placed,
 )
+from pipelines.runtime.pool import pool_spec
 from pipelines.runtime.restarter import HostWiring, Restarter
 from pipelines.runtime.stats import EdgeStats, ElementStats, PipelineStats, Progress
 
@@ -168,7 +169,9 @@ class Pipeline:
             replicas = {h for hosts in self._pools.values() for h in hosts}
             watched = {h: a for h, a in self._hosts.items() if h not in replicas}
             groups = [g for g in self._groups if g[0] not in self._pools]
-            self.restarter = self._restarter()
+            self.restarter = Restarter.build(self._id, self.graph, self._groups, self._hosts,
+                                             self._wiring, self._node_of,
+                                             self.placement_timeout)
             self._monitor = Monitor(topology, watched, groups, self.stats_interval,
                                     self.restarter)
             # Consumers first, so that nothing is pushed to a host that is not running.
@@ -447,7 +450,7 @@ class Pipeline:
                 outputs[hp].append(self._output(lk, hc, window, policy))
             inputs[hc][lk.edge_id] = window
             input_pads[hc][lk.edge_id] = lk.input_pad
-            if self._restart_policy(hp) is not None:
+            if self.graph.restart_of(hp) is not None:
                 restartable_inputs[hc].append(lk.edge_id)
             self._wiring[hc].producers[lk.edge_id] = hp
             nodes = (self._node_of[hp]["node_id"], self._node_of[hc]["node_id"])
@@ -467,47 +470,22 @@ class Pipeline:
         return {"edge": lk.edge_id, "consumer": self._hosts[consumer_host],
                 "consumer_name": lk.consumer, "window": window, "policy": policy,
                 "pad": lk.pad, "consumer_host": consumer_host,
-                "restartable": self._restart_policy(consumer_host) is not None}
-
-    def _restart_policy(self, host: str) -> Restart | None:
-        """A host's restart policy: its elements share one (graph fusion sees to it)."""
-        node = self.graph.nodes.get(host.split("+")[0])
-        if node is None or node.is_pool:  # a pool's replicas are replaced by the pool
-            return None
-        return node.restart if isinstance(node.restart, Restart) else None
-
-    def _restarter(self) -> Restarter:
-        # A host that dispatches to a pool holds the pool's state: not restartable.
-        hosts = [h for h in self._wiring if self._restart_policy(h) is not None
-                 and not any("pool" in o for o in self._wiring[h].outputs)]
-        groups = {"+".join(g): g for g in self._groups}
-        return Restarter(
-            self._id, self._hosts,
-            {h: [self.graph.nodes[n].element for n in groups[h]] for h in hosts},
-            {h: self.graph.nodes[groups[h][0]].placement for h in hosts},
-            {h: self._restart_policy(h) for h in hosts}, self._wiring, self._node_of,
-            self.placement_timeout)
+                "restartable": self.graph.restart_of(consumer_host) is not None}
 
     def _pool_spec(self, lk: Link, caps_in: Any, slot: int) -> dict[str, Any]:
-        """What a pool's dispatcher needs: its replicas, and how to start replacements."""
-        pool = lk.consumer
-        node = self.graph.nodes[pool]
+        node = self.graph.nodes[lk.consumer]
         window = lk.window or defaults.POOL_WINDOW
-        hosts = self._pools[pool]
-        replicas = [{"name": h, "handle": self._hosts[h],
-                     "node_id": self._node_of[h]["node_id"], "pid": self._node_of[h]["pid"]}
-                    for h in hosts]
+        hosts = {h: self._hosts[h] for h in self._pools[lk.consumer]}
+        spec = pool_spec(lk.edge_id, lk.pad, lk.producer, node.name, window, hosts,
+                         self._node_of, caps_in, {
+                             "pipeline": self._id, "elements": [node.element],
+                             "placement": node.placement, "start": start_host})
         total = window * len(hosts)
-        hp = self._host_of[lk.producer]
-        self._budget.append(EdgeBudget(lk.edge_id, total, slot,
-                                       (self._node_of[hp]["node_id"],)))
-        self._edges[lk.edge_id] = EdgeStats(lk.edge_id, lk.producer, pool, total, slot,
+        producer_node = self._node_of[self._host_of[lk.producer]]["node_id"]
+        self._budget.append(EdgeBudget(lk.edge_id, total, slot, (producer_node,)))
+        self._edges[lk.edge_id] = EdgeStats(lk.edge_id, lk.producer, node.name, total, slot,
                                             policy="Dispatch")
-        return {"edge": lk.edge_id, "pool": pool, "window": window, "replicas": replicas,
-                "pad": lk.pad,
-                "caps_in": [caps_in], "upstream": [lk.producer], "downstream": [],
-                "replacement": {"pipeline": self._id, "elements": [node.element],
-                                "placement": node.placement, "start": start_host}}
+        return spec
 
     def _is_sink(self, name: str) -> bool:
         return isinstance(self.graph.nodes[name].element, Sink) or not self.graph.outputs(name)

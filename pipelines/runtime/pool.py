@@ -47,6 +47,19 @@ POISON_LIMIT = 3  # replicas an item may take down with it before the run fails
 REPLACEMENTS_PER_REPLICA = 3  # a pool that loses more than N x this gives up
 
 
+def pool_spec(edge: str, pad: str, producer: str, pool: str, window: int,
+              hosts: dict[str, Any], node_of: dict[str, dict[str, Any]], caps_in: Any,
+              replacement: dict[str, Any]) -> dict[str, Any]:
+    """What a pool's dispatcher needs: its replicas, and how to start replacements
+    (``replacement``: the pipeline id, the element, its placement, and the driver's
+    start_host, passed in since placement imports the host module)."""
+    replicas = [{"name": h, "handle": handle, "node_id": node_of[h]["node_id"],
+                 "pid": node_of[h]["pid"]} for h, handle in hosts.items()]
+    return {"edge": edge, "pool": pool, "window": window, "replicas": replicas, "pad": pad,
+            "caps_in": [caps_in], "upstream": [producer], "downstream": [],
+            "replacement": replacement}
+
+
 class Batch(list):
     """The outputs of one input item of a pool replica, delivered downstream as one unit."""
 

@@ -62,6 +62,21 @@ class Restarter:
         """Each restart: host, at (time.monotonic), gap_s, cause."""
         self._epoch: dict[str, int] = {}  # edge -> incarnation of its producer
 
+    @classmethod
+    def build(cls, pipeline_id: str, graph: Any, groups: list[list[str]],
+              hosts: dict[str, Any], wiring: dict[str, HostWiring],
+              node_of: dict[str, dict[str, Any]], placement_timeout: float) -> Restarter:
+        """The restarter of a pipeline's hosts that have a restart policy."""
+        by_host = {"+".join(g): g for g in groups}
+        # A host that dispatches to a pool holds the pool's state: not restartable.
+        names = [h for h in wiring if graph.restart_of(h) is not None
+                 and not any("pool" in o for o in wiring[h].outputs)]
+        return cls(pipeline_id, hosts,
+                   {h: [graph.nodes[n].element for n in by_host[h]] for h in names},
+                   {h: graph.nodes[by_host[h][0]].placement for h in names},
+                   {h: graph.restart_of(h) for h in names}, wiring, node_of,
+                   placement_timeout)
+
     def can_restart(self, host: str) -> bool:
         return host in self.policies
 
