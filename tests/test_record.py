@@ -246,3 +246,31 @@ def test_frames_are_bgra_with_capture_times(display):
     assert [f.pts for f in frames] == list(range(5))
     times = np.diff([f.meta["capture_time"] for f in frames])
     assert np.all(times > 0.05) and np.all(times < 0.2)  # on a 10 fps schedule
+
+
+def test_a_recording_whose_encoder_dies_goes_on_to_its_end(ray_session, display, tmp_path):
+    """The default restart policy: SIGKILL of the process that encodes, mid-recording;
+    the recording runs to its --duration, one file, decodable through the restart, with
+    the colours painted after the kill, and the restart counted."""
+    from pipelines.outputs import OutputOptions
+    from pipelines.record import RecordOptions, build_record
+
+    out = tmp_path / "rec.mp4"
+    pipeline = build_record(RecordOptions(str(out), fps=30, duration=8, display=display,
+                                          out=OutputOptions()))
+    with Painter(display):
+        pipeline.start()
+        part = tmp_path / ".rec.mp4.part"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and pipeline.stats().frames < 60:
+            time.sleep(0.1)
+        assert part.exists()
+        host = next(h for h in pipeline._hosts if "encode" in h.split("+"))
+        assert "mux" not in host.split("+")  # the writer lives apart from the encoder
+        os.kill(pipeline._node_of[host]["pid"], signal.SIGKILL)
+        stats = pipeline.wait(timeout=120)
+    assert stats.restarts == {name: 1 for name in host.split("+")}
+    assert sorted(os.listdir(tmp_path)) == ["rec.mp4"]
+    info = probe_video(str(out))
+    assert info["frames"] >= (8 - 3) * 30, info  # what the restart cost is under 3 s
+    assert {"red", "blue"} <= decoded_colors(out)
