@@ -10,6 +10,14 @@ plays smoothly at the lower rate; it climbs back when downstream catches up.
 
 It also bounds a real stall: time in which downstream finished nothing although items
 were waiting for it, which a slow but moving encoder never triggers.
+
+What to give up under overload is the user's choice, as WebRTC's degradation preference:
+``framerate`` (the default) keeps the size and drops frames evenly as above;
+``resolution`` keeps the frame rate and asks for a smaller picture (a step down the size
+ladder, carried to the scaler on the next frame, ``meta["adapt"]``) when a quarter of the
+window is in flight, and steps back up after the window has stayed nearly empty a while (a
+probe that fails doubles the wait before the next one); frames are still paced as a
+safety net; ``off`` neither paces nor adapts: what finds no credit is dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from actors.errors import ConfigError, FlowError
 
@@ -27,6 +36,20 @@ MEASURE_PERIOD_S = 0.5  # how often the kept share follows the measured delivery
 MIN_KEEP = 0.02  # the share kept while downstream delivers nothing (a probe, not a flood)
 HIGH_FRACTION = 0.75  # pacing starts when this share of the window is in flight
 OVERLOAD_AT = 0.95  # a kept share below this is an overload worth one warning
+ADAPT_MODES = ("framerate", "resolution", "off")
+DEFAULT_ADAPT = "framerate"
+SIZE_LADDER = (1.0, 0.75, 0.5, 0.375, 0.25)  # fractions of the configured output size
+ADAPT_DOWN_AT = 0.25  # share of the window in flight that asks for a smaller size
+ADAPT_UP_BELOW = 0.125  # ... and below which the window counts as idle
+ADAPT_SETTLE_S = 0.75  # after a change, how long before the next step down
+ADAPT_PROBE_S = 3.0  # idle time before a step back up; doubles after a failed probe
+ADAPT_PROBE_MAX_S = 30.0
+
+
+def check_adapt(mode: str) -> str:
+    if mode not in ADAPT_MODES:
+        raise ConfigError(f"--adapt {mode!r}: use one of {', '.join(ADAPT_MODES)}")
+    return mode
 
 
 @dataclass
@@ -45,9 +68,18 @@ class LivePacer:
     """Decides, tick by tick, whether a live source captures (see the module's text)."""
 
     def __init__(self, fps: float, max_stall: float | None = DEFAULT_MAX_STALL_S,
-                 name: str = "source") -> None:
+                 name: str = "source", adapt: str = DEFAULT_ADAPT) -> None:
         if max_stall is not None and max_stall <= 0:
             raise ConfigError(f"--max-stall {max_stall:g}: must be more than 0 seconds")
+        self.adapt = check_adapt(adapt)
+        self.level = 0  # the step of SIZE_LADDER asked for
+        self.changes: list[dict[str, float]] = []
+        """Each size change: when (seconds of capture) and the fraction of the size."""
+        self._pending_scale: float | None = None
+        self._changed_at: float | None = None
+        self._idle_since: float | None = None
+        self._probe_s = ADAPT_PROBE_S
+        self._t0: float | None = None
         self.fps = float(fps)
         self.max_stall = max_stall
         self.name = name
@@ -68,7 +100,12 @@ class LivePacer:
 
     def admit(self, tick: int, backlog: Backlog, now: float) -> bool:
         """Whether to capture ``tick``; call once per tick, in order."""
-        self._follow(backlog, now)
+        if self._t0 is None:
+            self._t0 = now
+        if self.adapt != "off":
+            self._follow(backlog, now)
+        if self.adapt == "resolution":
+            self._adapt_size(backlog, now)
         self._check_stall(backlog, now)
         self._acc = min(self._acc + self.keep, 1.0 + self.keep)
         full = backlog.window and backlog.in_flight >= backlog.window
@@ -114,6 +151,44 @@ class LivePacer:
                         "a faster --preset or --encoder", self.name, self.keep * self.fps,
                         self.fps)
 
+    def take_scale(self) -> float | None:
+        """The size to ask the scaler for, once, when it changed (else None)."""
+        scale, self._pending_scale = self._pending_scale, None
+        return scale
+
+    def _adapt_size(self, backlog: Backlog, now: float) -> None:
+        if not backlog.window:
+            return
+        settled = self._changed_at is None or now - self._changed_at >= ADAPT_SETTLE_S
+        if backlog.in_flight >= max(2, ADAPT_DOWN_AT * backlog.window):
+            self._idle_since = None
+            if settled and self.level < len(SIZE_LADDER) - 1:
+                probing = (self.changes and self.changes[-1]["scale"] > self._scale_at(-2)
+                           and now - self._changed_at < ADAPT_PROBE_S)
+                if probing:  # the step up did not hold: wait longer before the next one
+                    self._probe_s = min(ADAPT_PROBE_MAX_S, self._probe_s * 2)
+                self._step(self.level + 1, now, "downstream cannot keep up")
+        elif backlog.in_flight <= ADAPT_UP_BELOW * backlog.window:
+            if self._idle_since is None:
+                self._idle_since = now
+            if self.level > 0 and now - self._idle_since >= self._probe_s and settled:
+                self._step(self.level - 1, now, "there is room again")
+                self._idle_since = None
+        else:
+            self._idle_since = None
+
+    def _scale_at(self, index: int) -> float:
+        return self.changes[index]["scale"] if len(self.changes) >= -index else 1.0
+
+    def _step(self, level: int, now: float, why: str) -> None:
+        self.level = level
+        self._pending_scale = SIZE_LADDER[level]
+        self._changed_at = now
+        self.changes.append({"at_s": round(now - (self._t0 or now), 3),
+                             "scale": SIZE_LADDER[level]})
+        log.warning("%s: %s: encoding at %g of the size from now on (--adapt resolution)",
+                    self.name, why, SIZE_LADDER[level])
+
     def _check_stall(self, backlog: Backlog, now: float) -> None:
         if backlog.completed != self._last_completed or backlog.in_flight == 0 \
                 or self._progress_at is None:
@@ -131,7 +206,7 @@ class LivePacer:
         """Ticks the source itself fell behind on (its host was starved): dropped too."""
         self.skipped += ticks
 
-    def report(self) -> dict[str, float | int]:
+    def report(self) -> dict[str, Any]:
         """Requested and kept rates (kept per second of capture), the drop share and the
         longest freeze."""
         ticks = self.kept + self.skipped
@@ -139,4 +214,5 @@ class LivePacer:
                 "kept_fps": round(self.kept * self.fps / ticks, 2) if ticks else 0.0,
                 "dropped_pct": round(100 * self.skipped / ticks, 1) if ticks else 0.0,
                 "longest_freeze_s": round(self.longest_gap / self.fps, 3),
-                "lowest_keep": round(self.lowest_keep, 3)}
+                "lowest_keep": round(self.lowest_keep, 3), "adapt": self.adapt,
+                "resolution_changes": list(self.changes)}

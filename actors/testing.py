@@ -120,6 +120,8 @@ class StallingPassThrough(Transform):
     """Passes items through unchanged, but can be slow, stall on a schedule, or fail.
 
     * ``delay_s``: sleep this long for every item (a persistently slow element).
+    * ``pixel_delay_s``: sleep this long per pixel of a frame (an encoder whose cost
+      follows the picture's size, for --adapt resolution).
     * ``stall_s`` every ``every_s``: sleep ``stall_s`` once per ``every_s`` of wall
       time (an encoder that hiccups, e.g. 150 ms once a second).
     * ``fail_at``: raise ValueError on that item index.
@@ -127,11 +129,14 @@ class StallingPassThrough(Transform):
     """
 
     def __init__(self, delay_s: float = 0.0, stall_s: float = 0.0, every_s: float = 1.0,
-                 fail_at: int | None = None, mark_flush: bool = False) -> None:
+                 fail_at: int | None = None, mark_flush: bool = False,
+                 pixel_delay_s: float = 0.0) -> None:
         super().__init__()
-        if delay_s < 0 or stall_s < 0 or every_s <= 0:
-            raise ConfigError("StallingPassThrough: delay_s, stall_s >= 0 and every_s > 0")
+        if delay_s < 0 or stall_s < 0 or every_s <= 0 or pixel_delay_s < 0:
+            raise ConfigError("StallingPassThrough: delay_s, stall_s, pixel_delay_s >= 0 and "
+                              "every_s > 0")
         self.delay_s = delay_s
+        self.pixel_delay_s = pixel_delay_s
         self.stall_s = stall_s
         self.every_s = every_s
         self.fail_at = fail_at
@@ -146,6 +151,8 @@ class StallingPassThrough(Transform):
         self.seen += 1
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.pixel_delay_s and hasattr(item, "width"):
+            time.sleep(self.pixel_delay_s * item.width * item.height)
         if self.stall_s:
             now = time.monotonic()
             if self._next_stall is None:

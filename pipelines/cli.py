@@ -95,7 +95,7 @@ def cmd_transcode(args: argparse.Namespace) -> int:
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
         args.fuse, output_options(args), farm, audio_options(args), args.latency,
-        tuple(args.source_node), tuple(args.output_node), args.max_restarts)
+        tuple(args.source_node), tuple(args.output_node), args.max_restarts, args.adapt)
     if pinned:  # building finds the nodes and reads the input there: Ray first, quietly
         from pipelines.runtime.connection import ensure_ray
 
@@ -171,7 +171,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     opts = RecordOptions(args.output, args.fps, args.monitor, args.region, args.width,
                          args.height, args.codec, args.encoder, args.preset, args.duration,
                          args.display, output_options(args), max_stall=args.max_stall,
-                         latency=args.latency, max_restarts=args.max_restarts)
+                         latency=args.latency, max_restarts=args.max_restarts,
+                         adapt=args.adapt)
     # --duration counts capture ticks from the first frame, so Ray's start-up is not
     # part of the recording and the frame count is exact.
     return run_pipeline(build_record(opts), args, "record", live_stats=True, live=True)

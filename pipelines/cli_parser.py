@@ -55,6 +55,14 @@ def add_latency_option(p: argparse.ArgumentParser) -> None:
                         "B-frames) and a live source keeps at most 2 frames in flight")
 
 
+def add_adapt_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--adapt", choices=["framerate", "resolution", "off"], default="framerate",
+                   help="live sources, when the encoder cannot keep up: drop frames evenly "
+                        "(framerate, the default), encode a smaller picture in steps and go "
+                        "back up when there is room (resolution; .m3u8 and zenoh: outputs), "
+                        "or drop whatever finds no room (off)")
+
+
 def add_restart_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-restarts", type=non_negative_int, default=3, metavar="N",
                    help="live sources: an element whose process dies is replaced and the "
@@ -124,6 +132,7 @@ def build_parser() -> Parser:
                    help="frames between keyframes (default: one per fragment when fragmenting)")
     t.add_argument("--fps", type=float, help="output frame rate (drops or repeats frames)")
     add_latency_option(t)
+    add_adapt_option(t)
     add_restart_option(t)
     t.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="one host per element (default: scale, encode and mux share one)")
@@ -205,6 +214,7 @@ def build_parser() -> Parser:
     rc.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     rc.add_argument("--display", help="X display, e.g. :99 (default: $DISPLAY)")
     add_latency_option(rc)
+    add_adapt_option(rc)
     add_restart_option(rc)
     rc.add_argument("--max-stall", type=positive_float, default=5.0, metavar="S",
                     help="fail when the encoder and output finish nothing for S seconds "

@@ -68,6 +68,14 @@ def check_latency(latency: str) -> str:
     return latency
 
 
+def check_adapt_output(adapt: str, output: str) -> None:
+    """--adapt resolution changes the encoded size mid-stream: a new init segment, which
+    HLS (a new map) and Zenoh (receivers take it) carry and one MP4 file cannot."""
+    if adapt == "resolution" and output_kind(output) not in ("hls", "zenoh", "null"):
+        raise ConfigError(f"--adapt resolution: {output!r} cannot change its picture size "
+                          "mid-file; write .m3u8 or zenoh:PREFIX, or use --adapt framerate")
+
+
 def output_kind(output: str) -> str:
     """mp4, hls, zenoh or null; a ConfigError for anything else."""
     if output == "null":

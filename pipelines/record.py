@@ -9,12 +9,13 @@ from actors.capture.screen_capture import ScreenCaptureSource
 from actors.media.encoders import EncoderBackend, VideoCodec
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_scaler import VideoScaler
-from actors.pacing import DEFAULT_MAX_STALL_S
+from actors.pacing import DEFAULT_ADAPT, DEFAULT_MAX_STALL_S, check_adapt
 from actors.restart import DEFAULT_MAX_RESTARTS
 from pipelines.outputs import (
     LOW_LATENCY_WINDOW,
     OutputOptions,
     add_job,
+    check_adapt_output,
     check_latency,
     fragment_duration,
     output_kind,
@@ -44,12 +45,16 @@ class RecordOptions:
     capture keeps at most two frames in flight."""
     max_restarts: int = DEFAULT_MAX_RESTARTS
     """Replace an element whose process died, this often a minute; 0: never."""
+    adapt: str = DEFAULT_ADAPT
+    """Under overload: framerate (drop evenly), resolution (smaller steps) or off."""
 
     def __post_init__(self) -> None:
         output_kind(self.output)
         VideoCodec.parse(self.codec)
         EncoderBackend.parse(self.encoder)
         check_latency(self.latency)
+        check_adapt(self.adapt)
+        check_adapt_output(self.adapt, self.output)
 
 
 def build_record(opts: RecordOptions) -> Pipeline:
@@ -60,7 +65,7 @@ def build_record(opts: RecordOptions) -> Pipeline:
     return add_job(Pipeline("record", fusion=True), [
         ("src", ScreenCaptureSource(monitor=opts.monitor, region=opts.region, fps=opts.fps,
                                     duration=opts.duration, display=opts.display,
-                                    max_stall=opts.max_stall)),
+                                    max_stall=opts.max_stall, adapt=opts.adapt)),
         ("scale", VideoScaler.new(opts.width, opts.height, "yuv420p")),
         ("encode", VideoEncoder(
             codec=opts.codec, backend=opts.encoder, preset=opts.preset,
@@ -73,7 +78,8 @@ def build_record(opts: RecordOptions) -> Pipeline:
 
 def live_report(results: dict[str, Any] | None, stats: Any = None) -> str | None:
     """One line on how a live source kept up: requested and kept rates, drops, the longest
-    freeze and capture-to-encoded latency; None for a source that is not live."""
+    freeze, capture-to-encoded latency and size changes (--adapt resolution); None for a
+    source that is not live."""
     if not results or "requested_fps" not in results:
         return None
     line = (f"capture: {results['requested_fps']:g} fps requested, {results['kept_fps']:g} "
@@ -84,6 +90,11 @@ def live_report(results: dict[str, Any] | None, stats: Any = None) -> str | None
     if encoder is not None and encoder.e2e_latency_ms is not None:
         line += (f"; capture to encoded p50 {encoder.e2e_latency_ms:.0f} ms, p99 "
                  f"{encoder.e2e_latency_p99_ms:.0f} ms")
+    changes = results.get("resolution_changes") or []
+    if changes:
+        line += (f"; the size changed {len(changes)} time(s) (lowest "
+                 f"{min(c['scale'] for c in changes):g}, last {changes[-1]['scale']:g} of "
+                 "the size asked for)")
     if results["dropped_pct"] >= 5:
         line += (" (the encoder could not keep up: lower --fps or the size, or use a "
                  "faster --preset or --encoder)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -21,6 +21,7 @@ from actors.media.test_pattern import TestPatternSource
 from actors.media.video_encoder import VideoEncoder
 from actors.media.video_rate import VideoRate
 from actors.media.video_scaler import VideoScaler
+from actors.pacing import DEFAULT_ADAPT, check_adapt
 from actors.restart import DEFAULT_MAX_RESTARTS
 from pipelines.audio import AudioOptions, AudioPlan, link_audio, plan_audio
 from pipelines.farm import AT_DRIVER, FarmOptions, build_farm, farm_refusal
@@ -28,6 +29,7 @@ from pipelines.outputs import (
     LOW_LATENCY_WINDOW,
     OutputOptions,
     add_job,
+    check_adapt_output,
     check_latency,
     fragment_duration,
     output_kind,
@@ -130,6 +132,8 @@ class TranscodeOptions:
     """Node labels (hard) of the node that writes the output; (): the driver's node."""
     max_restarts: int = DEFAULT_MAX_RESTARTS
     """Live sources: replace an element whose process died, this often a minute; 0: no."""
+    adapt: str = DEFAULT_ADAPT
+    """Live sources under overload: framerate (drop evenly), resolution or off."""
 
     def __post_init__(self) -> None:
         for flag, v in (("--width", self.width), ("--height", self.height)):
@@ -141,6 +145,11 @@ class TranscodeOptions:
         VideoCodec.parse(self.codec)
         EncoderBackend.parse(self.encoder)
         check_latency(self.latency)
+        check_adapt(self.adapt)
+        check_adapt_output(self.adapt, self.output)
+        if self.adapt != DEFAULT_ADAPT and not is_testsrc(self.input):
+            raise ConfigError(f"--adapt {self.adapt}: only a live source adapts (record, "
+                              "testsrc:live=1); a file is read at the encoder's pace")
         # A path read or written on another node means nothing relative to this shell's
         # directory: a Ray worker there runs in a directory of Ray's.
         if self.source_node and not is_testsrc(self.input) and not os.path.isabs(self.input):
@@ -285,6 +294,12 @@ def build_transcode(opts: TranscodeOptions, local: bool = True) -> Pipeline:
         pipeline.notes = notes + audio.notes
         return pipeline
     stages: list[tuple[str, Element]] = [("src", make_source(opts.input, audio))]
+    if opts.adapt != DEFAULT_ADAPT:
+        if not stages[0][1].live:
+            raise ConfigError(f"--adapt {opts.adapt}: only a live source adapts (record, "
+                              "testsrc:live=1); a file is read at the encoder's pace")
+        src = stages[0][1]
+        stages[0] = ("src", TestPatternSource(replace(src.settings, adapt=opts.adapt)))
     if opts.fps:
         stages.append(("rate", VideoRate(opts.fps)))
     width, height = opts.width, opts.height

@@ -14,7 +14,7 @@ import numpy as np
 from actors.element import Source
 from actors.errors import ConfigError, MediaError
 from actors.flow import WAIT_SLICE_S, Drop, FlowPolicy
-from actors.pacing import DEFAULT_MAX_STALL_S, LivePacer
+from actors.pacing import DEFAULT_ADAPT, DEFAULT_MAX_STALL_S, LivePacer, check_adapt
 from actors.types import EOS, Caps, Frame, parse_rate
 
 log = logging.getLogger("parallax.screen_capture")
@@ -36,6 +36,9 @@ class ScreenCaptureSettings:
     max_stall: float | None = DEFAULT_MAX_STALL_S
     """Seconds in which downstream finishes nothing (a stall, not a slow encoder, whose
     frames are dropped evenly) before the pipeline fails; None waits forever."""
+    adapt: str = DEFAULT_ADAPT
+    """Under overload: drop frames evenly (framerate), ask for a smaller size
+    (resolution), or neither (off); see actors/pacing.py."""
 
     def __post_init__(self) -> None:
         if not 0 < self.fps <= MAX_FPS:
@@ -51,6 +54,7 @@ class ScreenCaptureSettings:
                                   "H at least 2 pixels")
         if self.max_stall is not None and self.max_stall <= 0:
             raise ConfigError(f"--max-stall {self.max_stall:g}: must be more than 0 seconds")
+        check_adapt(self.adapt)
         if self.duration is not None and self.duration <= 0:
             raise ConfigError(f"--duration {self.duration:g}: must be > 0 seconds")
 
@@ -123,7 +127,8 @@ class ScreenCaptureSource(Source):
         if self.sct is None:
             self._open()
         self.t0 = None
-        self.pacer = LivePacer(self.settings.fps, self.settings.max_stall, self.name)
+        self.pacer = LivePacer(self.settings.fps, self.settings.max_stall, self.name,
+                               self.settings.adapt)
 
     def frames_total(self) -> int | None:
         d = self.settings.duration
@@ -154,9 +159,11 @@ class ScreenCaptureSource(Source):
         capture_time = time.time()
         data = np.frombuffer(shot.bgra, np.uint8).reshape(shot.height, shot.width, 4)
         self.captured += 1
+        meta = {"capture_time": capture_time, "seq": tick}
+        if (scale := self.pacer.take_scale()) is not None:
+            meta["adapt"] = scale  # the scaler downstream resizes from this frame on
         return Frame(data, "bgra", shot.width, shot.height, pts=tick,
-                     time_base=self.time_base, duration=1,
-                     meta={"capture_time": capture_time, "seq": tick})
+                     time_base=self.time_base, duration=1, meta=meta)
 
     def close(self, ok: bool) -> None:
         if self.sct is not None:

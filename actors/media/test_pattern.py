@@ -20,7 +20,7 @@ import numpy as np
 from actors.element import Source
 from actors.errors import ConfigError
 from actors.flow import Block, Drop, FlowPolicy
-from actors.pacing import DEFAULT_MAX_STALL_S, LivePacer
+from actors.pacing import DEFAULT_ADAPT, DEFAULT_MAX_STALL_S, LivePacer, check_adapt
 from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame, parse_rate
 
 PATTERNS = ("smpte", "ball", "gradient", "snow", "checkers", "solid")
@@ -59,6 +59,9 @@ class TestPatternSettings:
     frames it sustains, evenly spread (see actors/pacing.py)."""
     max_stall: float | None = DEFAULT_MAX_STALL_S
     """Live only: seconds in which downstream finishes nothing before the run fails."""
+    adapt: str = DEFAULT_ADAPT
+    """Live only, under overload: drop frames evenly (framerate), ask for a smaller size
+    (resolution), or neither (off); see actors/pacing.py."""
     format: str = "yuv420p"
     """Pixel format out: rgba or yuv420p."""
     timecode: bool = False
@@ -68,6 +71,7 @@ class TestPatternSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate", parse_rate(self.rate, "rate"))
+        check_adapt(self.adapt)
         if self.pattern not in PATTERNS:
             raise ConfigError(f"unknown pattern {self.pattern!r}; use one of {', '.join(PATTERNS)}")
         if self.format not in FORMATS:
@@ -132,7 +136,8 @@ class TestPatternSource(Source):
         return self.settings.total
 
     def start(self) -> None:
-        self.pacer = LivePacer(float(self.settings.rate), self.settings.max_stall, self.name)
+        self.pacer = LivePacer(float(self.settings.rate), self.settings.max_stall, self.name,
+                               self.settings.adapt)
 
     def results(self) -> dict[str, Any]:
         return self.pacer.report() if self.settings.live else {}
@@ -152,8 +157,11 @@ class TestPatternSource(Source):
             self.counters.drops += 1  # a skipped tick: its frame is never drawn
             return None
         data = self.render(n)
+        meta = {"seq": n, "capture_time": time.time()}
+        if s.live and (scale := self.pacer.take_scale()) is not None:
+            meta["adapt"] = scale  # the scaler downstream resizes from this frame on
         return Frame(data, s.format, s.width, s.height, pts=n, time_base=self.time_base,
-                     duration=1, meta={"seq": n, "capture_time": time.time()})
+                     duration=1, meta=meta)
 
     def _pace(self) -> None:
         """Sleep to an absolute schedule; if more than a frame late, skip ahead (live)."""

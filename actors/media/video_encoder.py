@@ -27,6 +27,7 @@ class VideoEncoder(Transform):
         super().__init__()
         self.config = config or VideoEncoderConfig(**options)
         self.backend: VideoEncoderBackend | None = None
+        self._announce = False  # the next packet starts a stream of new caps
 
     def configure(self, caps_in: Caps | None) -> Caps:
         c = self.config
@@ -52,7 +53,24 @@ class VideoEncoder(Transform):
     def process(self, frame: Frame) -> list[Packet]:
         if self.backend is None:
             raise ConfigError(f"{self.name}: not configured; it must be linked in a pipeline")
-        return self.backend.encode(frame)
+        flushed: list[Packet] = []
+        if (frame.width, frame.height) != (self.caps_in.width, self.caps_in.height):
+            flushed = self._resize(frame.width, frame.height)
+        packets = self.backend.encode(frame)
+        if self._announce and packets:
+            # The muxer learns of the new stream from its first packet (a keyframe).
+            packets[0] = replace(packets[0], meta={**packets[0].meta, "caps": self.caps_out})
+            self._announce = False
+        return flushed + packets
+
+    def _resize(self, width: int, height: int) -> list[Packet]:
+        """Frames of another size (an adapting live source): finish the stream so far,
+        then a new encoder, and so new parameter sets, for the new size."""
+        flushed = self.backend.flush()
+        self.caps_in = self.caps_in.replace(width=width, height=height)
+        self.caps_out = self.configure(self.caps_in)
+        self._announce = True
+        return flushed
 
     def flush(self) -> list[Packet]:
         return self.backend.flush() if self.backend else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy as np
 from actors.element import Transform
 from actors.errors import ConfigError
 from actors.types import RAW_VIDEO, SUBSAMPLED_FORMATS, UNSPECIFIED, Caps, Frame, NamedEnum
+
+log = logging.getLogger("parallax.scaler")
 
 FORMATS = ("rgba", "bgra", "yuv420p", "nv12")
 MAX_DIMENSION = 16384  # pixels
@@ -129,15 +132,30 @@ class VideoScaler(Transform):
         fmt = self.settings.format or caps_in.format
         w, h = self.output_size(caps_in.width, caps_in.height, fmt)
         self.out = (w, h, fmt)
+        self.configured = self.out  # the size asked for; an adapt scales from it
         self._matrix = caps_in.colour.matrix if caps_in.colour else UNSPECIFIED
         return Caps.raw_video(fmt, w, h, caps_in.rate, time_base=caps_in.time_base).replace(
             colour=caps_in.colour)
 
     def process(self, frame: Frame) -> tuple[Frame, ...]:
+        scale = frame.meta.get("adapt")
+        if scale is not None:  # a live source under overload asks for another size
+            self.resize(scale)
         w, h, fmt = self.out
         if (frame.width, frame.height, frame.format) == (w, h, fmt):
             return (frame,)  # nothing to do: forward the same frame, zero-copy
         return (self.scale(frame, w, h, fmt),)
+
+    def resize(self, scale: float) -> None:
+        """Scale the configured output size by ``scale`` from the next frame on; the
+        encoder after it follows the frames' size (a new stream, at a keyframe)."""
+        w, h, fmt = self.configured
+        w, h = max(2, round(w * scale)), max(2, round(h * scale))
+        if fmt in SUBSAMPLED_FORMATS:
+            w, h = even(w), even(h)
+        self.out = (w, h, fmt)
+        log.info("%s: frames are %dx%d from now on (%g of %dx%d)", self.name, w, h, scale,
+                 *self.configured[:2])
 
     def scale(self, frame: Frame, w: int, h: int, fmt: str) -> Frame:
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.data), format=frame.format)

@@ -131,9 +131,13 @@ class FragmentedMp4Mux(Transform):
             self._open(self.caps_in)
 
     def process_pad(self, pad: str, packet: Packet) -> list[Packet]:
+        out: list[Packet] = []
+        caps = packet.meta.get("caps") if pad == MAIN_PAD else None
+        if caps is not None and caps != self.caps_in:  # the encoder changed size
+            out = self._new_stream(caps)
         for ready_pad, ready in self.interleave.push(pad, packet):
             self._mux(ready_pad, ready)
-        return self._collect()
+        return out + self._collect()
 
     def end_pad(self, pad: str) -> list[Packet]:
         for ready_pad, ready in self.interleave.end(pad):
@@ -183,10 +187,17 @@ class FragmentedMp4Mux(Transform):
         """The encoder upstream was replaced: end the fragment here, so that its last
         sample lasts one frame and not the whole gap, and start a new stream (with its
         init segment) for what follows."""
+        return self._new_stream(self.caps_in)
+
+    def _new_stream(self, caps: Caps) -> list[Packet]:
+        """End the stream so far (its last fragment) and start another, with its own
+        init segment, for what follows."""
         if self.container is None:
             return []
         out = self.flush()
-        self._open(self.caps_in)
+        self._open(caps)
+        self.caps_in = caps
+        self.codec = codecs_string(self.splitter.init)
         self.init_sent = False
         return out
 
