@@ -4,6 +4,7 @@ receiver refuses them, counts them, still writes every frame the publisher sent,
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -118,21 +119,32 @@ def test_receive_exits_1_naming_the_forgeries_and_keeps_every_frame(items, tmp_p
     media = items[1:]
     rx = subprocess.Popen(  # its own process and its own Ray, as on another machine
         [sys.executable, "-m", "pipelines.cli", "receive", "zenoh:t/forged-cli", str(out),
-         "--connect", endpoint, "--quiet", "--init-timeout", "120"],
-        stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+         "--connect", endpoint, "--stats-json", "--init-timeout", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
     err: list[str] = []
+    written = [0]  # items the receiver's sink has taken, from its --stats-json lines
 
     def read() -> None:
         for line in rx.stderr:
             err.append(line)
 
+    def read_stats() -> None:
+        for line in rx.stdout:
+            sink = json.loads(line).get("elements", {}).get("sink") or {}
+            written[0] = sink.get("buffers_in", written[0])
+
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    threading.Thread(target=read_stats, daemon=True).start()
     try:
         pub.wait_for_subscriber(timeout=120)
         for seq in range(3):
             pub.segment(media[seq], seq)
+        # Forged samples come over another session, which nothing orders against the
+        # publisher's: forge once the receiver has the init and the 3 segments, or a
+        # forged end could arrive first and be a plausible one.
+        wait_until(lambda: written[0] >= 4, "3 segments written by the receiver")
         forge_all(forger, pub, media)
         # One session's puts arrive in order, so once the last forgery is logged (the
         # worker's log reaches the CLI's stderr) all of them were counted.
