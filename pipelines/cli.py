@@ -192,11 +192,15 @@ def cmd_receive(args: argparse.Namespace) -> int:
     opts = output_options(args)
     pipeline = Pipeline("receive")
     pipeline.add(ZenohSource(prefix, zenoh=opts.zenoh, init_timeout=args.init_timeout,
-                             idle_timeout=args.idle_timeout), name="src")
+                             idle_timeout=args.idle_timeout,
+                             idle_timeout_option="--idle-timeout"), name="src")
     pipeline.add(segment_sink(args.output, opts), name="sink")
     pipeline.link("src", "sink")
-    code = run_pipeline(pipeline, args, "receive", duration=args.duration, live=True)
+    code = run_pipeline(pipeline, args, "receive", duration=args.duration, live=True,
+                        extra=lambda: {"zenoh": pipeline.results("src") or {}})
     src = pipeline.results("src") or {}
+    if publisher_report(src, prefix, args):
+        code = EXIT_FAILED if code == EXIT_OK else code
     problems = {k: src.get(k) for k in ("gaps", "malformed", "mismatched", "bad_init",
                                         "foreign") if src.get(k)}
     if problems:  # the output holds what was good; the exit code says it is not all
@@ -206,6 +210,28 @@ def cmd_receive(args: argparse.Namespace) -> int:
             f"{v} {k.replace('_', ' ')}" for k, v in problems.items()), file=sys.stderr)
         return EXIT_FAILED if code == EXIT_OK else code
     return code
+
+
+def publisher_report(src: dict[str, Any], prefix: str, args: argparse.Namespace) -> bool:
+    """Say what became of a publisher that went away; True when the receive failed for it."""
+    if src.get("ended") == "publisher lost":
+        # Not an end the user asked for (EOS, --duration, Ctrl-C): a supervisor should
+        # hear of it, as of any input that broke off. The output is finalized all the same.
+        print(f"error: the publisher of zenoh:{prefix} went away at "
+              f"{src.get('publisher_lost_at', '?')} without ending the stream and none came "
+              f"back within {args.idle_timeout:g} s (--idle-timeout); {args.output} holds "
+              "what was received until then", file=sys.stderr)
+        return True
+    if src.get("publisher_resumed") and not args.quiet:
+        gaps = ", ".join(f"{g:.1f} s" for g in src.get("publisher_gaps_s", []))
+        print(f"note: the publisher of zenoh:{prefix} went away {src['publisher_lost']} "
+              f"time(s) and came back (waited {gaps}); the output goes on across it",
+              file=sys.stderr)
+    elif src.get("publisher_lost") and not args.quiet:
+        print(f"warning: the publisher of zenoh:{prefix} went away at "
+              f"{src.get('publisher_lost_at', '?')} and had not come back when the receive "
+              "stopped", file=sys.stderr)
+    return False
 
 
 def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,

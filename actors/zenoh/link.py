@@ -14,6 +14,10 @@ schema. The layout is a public contract (README, "Zenoh streams"):
 - ``{prefix}/receivers/{zid}``: a liveliness token each receiver holds until it has the
   end of the stream; the publisher waits (bounded) for these to go before it closes, so
   that a slow receiver still gets the EOS that was queued for it.
+- ``{prefix}/publishers/{zid}``: a liveliness token the publisher holds while its session
+  lives (zenoh drops it when the session closes or its process dies): a receiver that
+  sees it go before the end of the stream knows the publisher is gone, and waits for one
+  to come back.
 
 Every put names the publisher's session in zenoh's ``source_info`` (the AdvancedPublisher
 does it for segments; the init and end puts set it), and receivers take samples only from
@@ -58,6 +62,17 @@ def keys(prefix: str) -> tuple[str, str]:
 def receivers_key(prefix: str) -> str:
     """Where receivers' liveliness tokens live (``{prefix}/receivers/{zid}``)."""
     return f"{prefix}/receivers"
+
+
+def publishers_key(prefix: str) -> str:
+    """Where publishers' liveliness tokens live (``{prefix}/publishers/{zid}``)."""
+    return f"{prefix}/publishers"
+
+
+def zid_of(entity: Any) -> str | None:
+    """The session id (hex) of a zenoh EntityGlobalId, or None when there is none."""
+    zid = getattr(entity, "zid", None)
+    return None if zid is None else str(zid)
 
 
 def check_prefix(prefix: str) -> str:

@@ -18,6 +18,7 @@ from actors.zenoh.link import (
     encode_attachment,
     init_id,
     keys,
+    publishers_key,
     receivers_key,
 )
 
@@ -88,6 +89,10 @@ class ZenohSink(Sink):
         self.queryable = self.session.declare_queryable(self.init_key, self._answer)
         if self.caps_in is not None and self.caps_in.extradata:
             self._set_init(self.caps_in.extradata)
+        # Last, so that a receiver waiting for its publisher to come back can ask for the
+        # init as soon as it sees this; zenoh drops it when the session or process ends.
+        self.token = self.session.liveliness().declare_token(
+            f"{publishers_key(s.prefix)}/{self.session.zid()}")
 
     def _init_attachment(self) -> bytes:
         caps = self.caps_in
@@ -165,7 +170,7 @@ class ZenohSink(Sink):
     def close(self, ok: bool) -> None:
         if self.session is None:
             return
-        for entity in ("queryable", "publisher"):
+        for entity in ("token", "queryable", "publisher"):
             obj = getattr(self, entity, None)
             if obj is not None:
                 try:
@@ -181,7 +186,7 @@ class ZenohSink(Sink):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(session=None, lock=None, publisher=None, queryable=None)
+        state.update(session=None, lock=None, publisher=None, queryable=None, token=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

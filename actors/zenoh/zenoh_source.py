@@ -24,7 +24,9 @@ from actors.zenoh.link import (
     init_id,
     keys,
     receivers_key,
+    zid_of,
 )
+from actors.zenoh.publisher_return import PublisherReturn, sender_of
 
 log = logging.getLogger("parallax.zenoh_source")
 
@@ -42,7 +44,10 @@ class ZenohSourceSettings:
     init_timeout: float = 30.0
     """Seconds to wait at READY for a publisher to answer the init query."""
     idle_timeout: float | None = None
-    """End the stream when no segment arrives for this long (None: wait for EOS)."""
+    """End the stream when no segment arrives for this long, or when a publisher that went
+    away without an end of stream has not come back within it (None: wait for ever)."""
+    idle_timeout_option: str = "idle_timeout"
+    """How the user set idle_timeout, for the log line (the CLI: --idle-timeout)."""
     reorder_window: int = 8
     """Segments held while waiting for a missing one before it is counted as a gap."""
     reorder_timeout: float = 1.0
@@ -68,17 +73,12 @@ class ZenohSourceSettings:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be 1-10000")
 
 
-def zid_of(entity: Any) -> str | None:
-    """The session id (hex) of a zenoh EntityGlobalId, or None when there is none."""
-    zid = getattr(entity, "zid", None)
-    return None if zid is None else str(zid)
-
-
-class ZenohSource(Source):
+class ZenohSource(PublisherReturn, Source):
     """Subscribes to ``{prefix}/segment`` and fetches the init segment by query.
 
     Segments are delivered in seq order; missing ones are counted as gaps (in ``drops``),
-    and malformed samples are counted and logged, never raised.
+    and malformed samples are counted and logged, never raised. A publisher that goes away
+    without an end of stream is waited for, and a returning one taken (publisher_return.py).
     """
 
     def __init__(self, prefix: str | None = None, settings: ZenohSourceSettings | None = None,
@@ -105,8 +105,11 @@ class ZenohSource(Source):
         self.closing = False
         self.decoded: list[Any] = []
         self.decoder_flushed = False
+        self.ended = ""
         self.stats = {"received": 0, "delivered": 0, "samples": 0, "malformed": 0, "late": 0,
-                      "mismatched": 0, "bad_init": 0, "foreign": 0}
+                      "mismatched": 0, "bad_init": 0, "foreign": 0, "publisher_lost": 0,
+                      "publisher_resumed": 0}
+        self._reset_return()
 
     # -- READY: find the publisher --------------------------------------------
     def configure(self, caps_in: Caps | None) -> Caps:
@@ -168,11 +171,7 @@ class ZenohSource(Source):
         """
         if self.publisher_zid is None:
             return None
-        try:
-            info = sample.source_info
-            sender = None if info is None else zid_of(info.source_id)
-        except Exception:  # a sample built by hand (tests) or an API that changed
-            sender = None
+        sender = sender_of(sample)
         if sender == self.publisher_zid:
             return None
         return (f"sent by {sender or 'an unnamed session'}, not by the publisher "
@@ -188,6 +187,8 @@ class ZenohSource(Source):
         s = self.settings
         init_key, segment_key = keys(s.prefix)
         self.last_arrival = time.monotonic()
+        # First: a publisher that dies while we still subscribe is then noticed.
+        self._watch_publisher()
         self.init_sub = self.session.declare_subscriber(init_key, self._on_init)
         self._join(init_key)
         # A direct callback runs on zenoh's receive thread, so when the pipeline lags and
@@ -232,6 +233,9 @@ class ZenohSource(Source):
         # A zenoh thread, fed by the network: nothing may raise here, whatever arrives.
         foreign = self._foreign(sample)
         if foreign:
+            with self.cond:
+                if self._hint_locked():
+                    return
             self._count_bad("foreign", foreign)
             return
         try:
@@ -247,8 +251,12 @@ class ZenohSource(Source):
 
     def _on_segment(self, sample: Any) -> None:
         # A zenoh thread: validate, buffer, and wait (bounded) when the pipeline lags.
-        foreign = self._foreign(sample)
+        epoch = self.epoch  # judged against this publisher: if another is taken meanwhile,
+        foreign = self._foreign(sample)  # the sample belongs to a stream no longer followed
         if foreign:  # before anything else: an end, a seq or bytes only count from it
+            with self.cond:
+                if self._hold_locked(sample):
+                    return
             self._count_bad("foreign", foreign)
             return
         payload = sample.payload
@@ -268,6 +276,9 @@ class ZenohSource(Source):
                             else f"{type(exc).__name__}: {exc}")
             return
         with self.cond:
+            if self.epoch != epoch:
+                self.stats["late"] += 1
+                return
             self.last_arrival = time.monotonic()
             implausible = self._implausible(meta)
             if implausible:
@@ -288,6 +299,9 @@ class ZenohSource(Source):
             while (len(self.buffer) + len(self.ready) >= self.settings.max_buffered
                    and not self.closing):
                 self.cond.wait(WAIT_SLICE_S)
+            if self.epoch != epoch:
+                self.stats["late"] += 1
+                return
             self.stats["received"] += 1
             # "samples": the segment's video frames, which progress and summaries count
             # (an audio track's samples are not frames).
@@ -295,7 +309,7 @@ class ZenohSource(Source):
                             duration=meta["duration"], time_base=meta["time_base"],
                             keyframe=meta["keyframe"],
                             meta={"seq": seq, "codec": meta["codec"], "init": False,
-                                  "samples": frames})
+                                  "samples": frames, "epoch": self.epoch})
             self.buffer[seq] = (packet, time.monotonic())
             self.cond.notify_all()
 
@@ -352,12 +366,25 @@ class ZenohSource(Source):
                 return False  # joined after the end: the cache's replies are on their way
             if self.next_seq is not None and self.next_seq < self.eos_seq:
                 self.counters.drops += self.eos_seq - self.next_seq
+            self.ended = "eos"
+            self._discard_held_locked()
             return True
         idle = self.settings.idle_timeout
-        if idle and time.monotonic() - self.last_arrival > idle and not self.buffer \
-                and not self.ready:
+        if not idle or self.buffer or self.ready:
+            return False
+        if self.lost_at is not None:  # the bound counts from the loss
+            if time.monotonic() - self.lost_at > idle:
+                log.warning("zenoh:%s: no publisher came back within %g s (%s); ending the "
+                            "stream", self.settings.prefix, idle,
+                            self.settings.idle_timeout_option)
+                self.ended = "publisher lost"
+                self._discard_held_locked()
+                return True
+            return False
+        if time.monotonic() - self.last_arrival > idle:
             log.warning("zenoh:%s: no segment for %g s; ending the stream",
                         self.settings.prefix, idle)
+            self.ended = "idle"
             return True
         return False
 
@@ -376,6 +403,7 @@ class ZenohSource(Source):
         if item is None:
             return None
         if not item.meta.get("init"):
+            item = self._retimed(item)
             self.stats["delivered"] += 1
             self.stats["samples"] += item.meta["samples"]  # video frames, by the truns
         if self.decoder is None:
@@ -403,6 +431,7 @@ class ZenohSource(Source):
         with self.cond:
             self.closing = True
             self.cond.notify_all()
+        self._stop_watching()
         self._drop_token()
         for entity in ("subscriber", "init_sub"):
             obj = getattr(self, entity, None)
@@ -416,16 +445,19 @@ class ZenohSource(Source):
             self.session = None
 
     def results(self) -> dict[str, Any]:
-        out = dict(self.stats, gaps=self.counters.drops, prefix=self.settings.prefix)
+        out = dict(self.stats, gaps=self.counters.drops, prefix=self.settings.prefix,
+                   ended=self.ended, held=self._held_count(), **self._return_results())
         if self.decoder is not None:
             out.update(self.decoder.results())
         return out
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(session=None, cond=None, subscriber=None, init_sub=None, token=None)
+        state.update(session=None, cond=None, subscriber=None, init_sub=None, token=None,
+                     wake=None, publisher_sub=None, returner=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.cond = threading.Condition()
+        self.wake = threading.Event()
