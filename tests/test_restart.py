@@ -178,3 +178,38 @@ def test_a_source_or_a_pool_cannot_take_a_restart_policy():
         g.add(MapTransform(lambda x: x), "pool", replicas=2, restart=True)
     with pytest.raises(ConfigError, match="restart="):
         g.add(CollectSink(), "sink", restart=3)
+
+
+def test_a_zenoh_publishers_killed_writer_comes_back_and_the_receiver_goes_on(
+        ray_session, tmp_path):
+    """The writer of a live publish (muxer and ZenohSink) SIGKILLed: its replacement is a
+    new Zenoh session with a new init, which the receiver takes as a returning publisher;
+    the received HLS decodes across the change, on one timeline."""
+    from test_zenoh_resume import hls_frames, receiver
+    from zenoh_helpers import free_endpoint, wait_until
+
+    from actors.streaming.hls_sink import HlsSink
+    from actors.zenoh.link import ZenohOptions
+
+    endpoint, out, seconds = free_endpoint(), tmp_path / "rx.m3u8", 14
+    pub = build_transcode(TranscodeOptions(
+        input=f"testsrc:duration={seconds},size=320x240,live=1", output="zenoh:t/restart",
+        out=OutputOptions(zenoh=ZenohOptions(listen=(endpoint,))), farm=None))
+    pub.start()
+    rx = receiver("t/restart", endpoint, HlsSink(str(out)), idle_timeout=60)
+    rx.start()
+    wait_until(lambda: rx.results("src")["delivered"] >= 3, "3 segments received")
+    host = next(h for h in pub._hosts if "sink" in h.split("+"))
+    os.kill(pub._node_of[host]["pid"], signal.SIGKILL)
+    stats = pub.wait(timeout=120)
+    rx.wait(timeout=120)
+    src = rx.results("src")
+    assert stats.restarts["sink"] == 1
+    assert src["publisher_lost"] == 1 and src["publisher_resumed"] == 1, src
+    assert src["ended"] == "eos" and src["foreign"] == 0, src
+    frames, per_segment = hls_frames(out)
+    assert len(frames) == per_segment  # every segment decodes, alone and as one stream
+    times = [f.time for f in frames]
+    assert times == sorted(set(times))
+    # Lost: the fragment the writer was building (1 s), the restart and Zenoh's reconnect.
+    assert len(frames) >= (seconds - 1 - MAX_MISSING_S) * 30, len(frames)

@@ -81,6 +81,10 @@ class ZenohSource(PublisherReturn, Source):
     without an end of stream is waited for, and a returning one taken (publisher_return.py).
     """
 
+    # A stream cannot be received again: what follows it writes to survive a failure, and
+    # is replaced, by default, when its process dies (actors/restart.py).
+    live = True
+
     def __init__(self, prefix: str | None = None, settings: ZenohSourceSettings | None = None,
                  **options: Any) -> None:
         super().__init__()
