@@ -142,24 +142,30 @@ class BoxSplitter:
         return segments
 
 
-def sample_count(segment: bytes, track_id: int | None = None) -> int:
-    """Samples in a moof+mdat segment, from its trun boxes: of track ``track_id`` only
-    (its tfhd's track_ID), or of every track."""
-    total = 0
+def track_fragments(segment: bytes) -> Iterator[tuple[Box, int | None]]:
+    """Each track fragment (traf) of each moof in a media segment, with its tfhd's
+    track_ID (None when it has no whole tfhd)."""
     for moof in iter_boxes(segment):
         if moof.type != b"moof":
             continue
         for traf in iter_boxes(segment, moof.body, moof.end):
             if traf.type != b"traf":
                 continue
-            if track_id is not None:
-                tfhd = find_box(segment, [b"tfhd"], traf.body, traf.end)
-                if tfhd is None or tfhd.body + 8 > tfhd.end or \
-                        struct.unpack_from(">I", segment, tfhd.body + 4)[0] != track_id:
-                    continue
-            for trun in iter_boxes(segment, traf.body, traf.end):
-                if trun.type == b"trun" and trun.body + 8 <= trun.end:
-                    total += struct.unpack_from(">I", segment, trun.body + 4)[0]
+            tfhd = find_box(segment, [b"tfhd"], traf.body, traf.end)
+            whole = tfhd is not None and tfhd.body + 8 <= tfhd.end
+            yield traf, struct.unpack_from(">I", segment, tfhd.body + 4)[0] if whole else None
+
+
+def sample_count(segment: bytes, track_id: int | None = None) -> int:
+    """Samples in a moof+mdat segment, from its trun boxes: of track ``track_id`` only
+    (its tfhd's track_ID), or of every track."""
+    total = 0
+    for traf, track in track_fragments(segment):
+        if track_id is not None and track != track_id:
+            continue
+        for trun in iter_boxes(segment, traf.body, traf.end):
+            if trun.type == b"trun" and trun.body + 8 <= trun.end:
+                total += struct.unpack_from(">I", segment, trun.body + 4)[0]
     return total
 
 

@@ -14,7 +14,7 @@ import struct
 from fractions import Fraction
 
 from actors.errors import MediaError
-from actors.streaming.fmp4 import find_box, iter_boxes
+from actors.streaming.fmp4 import find_box, iter_boxes, track_fragments
 
 
 def track_timescales(init: bytes) -> dict[int, int]:
@@ -51,27 +51,20 @@ def shift_decode_times(segment: bytes, shift_s: Fraction, timescales: dict[int, 
     if not shift_s:
         return segment
     out = bytearray(segment)
-    for moof in iter_boxes(segment):
-        if moof.type != b"moof":
+    for traf, track in track_fragments(segment):
+        tfdt = find_box(segment, [b"tfdt"], traf.body, traf.end)
+        if track is None or tfdt is None:
             continue
-        for traf in iter_boxes(segment, moof.body, moof.end):
-            if traf.type != b"traf":
-                continue
-            tfhd = find_box(segment, [b"tfhd"], traf.body, traf.end)
-            tfdt = find_box(segment, [b"tfdt"], traf.body, traf.end)
-            if tfhd is None or tfdt is None or tfhd.body + 8 > tfhd.end:
-                continue
-            (track,) = struct.unpack_from(">I", segment, tfhd.body + 4)
-            scale = timescales.get(track)
-            if scale is None:
-                raise MediaError(f"track {track} of a segment is not in the init segment")
-            wide = segment[tfdt.body] == 1
-            fmt, at = (">Q", tfdt.body + 4) if wide else (">I", tfdt.body + 4)
-            if at + struct.calcsize(fmt) > tfdt.end:
-                raise MediaError("a tfdt box is torn")
-            (base,) = struct.unpack_from(fmt, segment, at)
-            moved = base + round(shift_s * scale)
-            if not 0 <= moved < (1 << (64 if wide else 32)):
-                raise MediaError(f"decode time {moved} does not fit track {track}'s tfdt")
-            struct.pack_into(fmt, out, at, moved)
+        scale = timescales.get(track)
+        if scale is None:
+            raise MediaError(f"track {track} of a segment is not in the init segment")
+        wide = segment[tfdt.body] == 1
+        fmt, at = (">Q", tfdt.body + 4) if wide else (">I", tfdt.body + 4)
+        if at + struct.calcsize(fmt) > tfdt.end:
+            raise MediaError("a tfdt box is torn")
+        (base,) = struct.unpack_from(fmt, segment, at)
+        moved = base + round(shift_s * scale)
+        if not 0 <= moved < (1 << (64 if wide else 32)):
+            raise MediaError(f"decode time {moved} does not fit track {track}'s tfdt")
+        struct.pack_into(fmt, out, at, moved)
     return bytes(out)
