@@ -277,6 +277,11 @@ class Source(Element):
         """Items this source will produce, if known (for progress and ETA)."""
         return None
 
+    def live_status(self) -> dict[str, Any] | None:
+        """How a live source keeps up, for the live table (polled once a second): None
+        for a source that is not live or has nothing to say."""
+        return None
+
     def handle_produce(self) -> Any:
         t0 = time.perf_counter()
         item = self.produce()

@@ -206,6 +206,12 @@ class LivePacer:
         """Ticks the source itself fell behind on (its host was starved): dropped too."""
         self.skipped += ticks
 
+    def status(self) -> dict[str, Any]:
+        """The report's figures for the live table, and the size asked for now."""
+        r = self.report()
+        return {k: r[k] for k in ("requested_fps", "kept_fps", "dropped_pct",
+                                  "longest_freeze_s")} | {"scale": SIZE_LADDER[self.level]}
+
     def report(self) -> dict[str, Any]:
         """Requested and kept rates (kept per second of capture), the drop share and the
         longest freeze."""

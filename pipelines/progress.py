@@ -199,6 +199,13 @@ class LiveStatsDisplay:
             table.caption = (table.caption or "") + (
                 f"pool {pool.name}: {pool.live}/{len(pool.replicas)} replicas live, "
                 f"{pool.items} items{lost}   ")
+        for s in stats.elements.values():
+            if s.live:  # a live source: what it was asked for against what it keeps
+                size = f", size {s.live['scale']:g}" if s.live["scale"] < 1 else ""
+                table.caption = (table.caption or "") + (
+                    f"{s.name}: {s.live['requested_fps']:g} fps requested, "
+                    f"{s.live['kept_fps']:g} kept, {s.live['dropped_pct']:g}% dropped, "
+                    f"longest freeze {s.live['longest_freeze_s']:.2f} s{size}   ")
         if stats.restart_events:
             table.caption = (table.caption or "") + restart_line(stats)
         inputs = {e.consumer: e for e in stats.edges.values()}

@@ -8,6 +8,7 @@ half the capture rate at full size, writing HLS: every segment decodes with its 
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import pytest
@@ -22,6 +23,7 @@ from actors.streaming.fragmented_mp4_mux import FragmentedMp4Mux
 from actors.streaming.hls import parse_playlist
 from actors.streaming.hls_sink import HlsSink
 from actors.testing import StallingPassThrough
+from pipelines.progress import LiveStatsDisplay
 from pipelines.runtime.pipeline import Pipeline
 
 FPS = 30
@@ -101,10 +103,14 @@ def test_resolution_adapts_in_a_real_pipeline_and_every_segment_decodes(ray_sess
         p.add(element, name=name)
     for (a, _), (b, _) in itertools.pairwise(stages):
         p.link(a, b, fuse=False if a in ("src", "encode") else None)
-    p.run(timeout=120)
+    stats = p.run(timeout=120)
     report = p.results("src")
     assert report["dropped_pct"] < 5, report
     assert report["resolution_changes"], report
+    live = stats.elements["src"].live  # what the live table shows, polled as it runs
+    assert live["requested_fps"] == FPS and live["dropped_pct"] == report["dropped_pct"]
+    caption = LiveStatsDisplay(io.StringIO(), "adapt").table(stats).caption
+    assert f"src: {FPS} fps requested" in caption, caption
     playlist = parse_playlist(out.read_text())
     sizes, frames = set(), 0
     for seg in playlist.segments:

@@ -170,6 +170,9 @@ class ScreenCaptureSource(Source):
             self.sct.close()
             self.sct = None
 
+    def live_status(self) -> dict[str, Any] | None:
+        return self.pacer.status()
+
     def results(self) -> dict[str, Any]:
         # The pacer counts every tick not captured; those it chose are the rest of them.
         skipped = self.pacer.skipped - self.missed

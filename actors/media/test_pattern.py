@@ -142,6 +142,9 @@ class TestPatternSource(Source):
     def results(self) -> dict[str, Any]:
         return self.pacer.report() if self.settings.live else {}
 
+    def live_status(self) -> dict[str, Any] | None:
+        return self.pacer.status() if self.settings.live else None
+
     def produce(self) -> Any:
         s = self.settings
         total = s.total

@@ -235,6 +235,8 @@ class ElementHost:
     async def stats(self) -> dict[str, Any]:
         elements = {el.name: _figures(el) for el in self.elements}
         elements[self.names[0]]["reordered"] = self.reordered
+        if self.is_source:
+            elements[self.names[0]]["live"] = self.elements[0].live_status()
         owner = self._sender_owner()
         senders = [snap for s in self.senders for snap in s.snapshots()]
         elements[owner]["drops"] += sum(s["drops"] for s in senders)

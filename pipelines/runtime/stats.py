@@ -59,6 +59,9 @@ class ElementStats:
     node_id: str = ""
     restarts: int = 0
     """Times this element's process died and was replaced (a restart policy)."""
+    live: dict[str, Any] | None = None
+    """A live source's pacing: requested and kept fps, drop share, longest freeze, and
+    the share of the size asked for (--adapt resolution); None for other elements."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -251,6 +254,7 @@ def build_element_stats(
         e2e_latency_p99_ms=_ms(_percentile(e2e, 0.99)),
         host=host,
         node_id=node_id,
+        live=figures.get("live"),
     )
     if previous is not None and dt > 0:
         s.input_fps = (s.buffers_in - previous.buffers_in) / dt
