@@ -91,19 +91,21 @@ def frame_shape(pixel_format: str, width: int, height: int) -> tuple[int, ...]:
     return (height, width) if bpp == 1 else (height, width, int(bpp))
 
 
-class EndOfStream:
-    """The end-of-stream signal. There is exactly one instance: ``EOS``."""
+class _Signal:
+    """A signal that travels on edges, with exactly one instance per class, so that
+    ``item is EOS`` holds on both sides of a process boundary."""
 
-    _instance: EndOfStream | None = None
-
-    def __new__(cls) -> EndOfStream:
-        if cls._instance is None:
+    def __new__(cls) -> _Signal:
+        if cls.__dict__.get("_instance") is None:
             cls._instance = super().__new__(cls)
         return cls._instance
 
     def __reduce__(self) -> tuple[type, tuple]:
-        # Keeps `item is EOS` true after the signal crossed a process boundary.
-        return (EndOfStream, ())
+        return (type(self), ())
+
+
+class EndOfStream(_Signal):
+    """The end-of-stream signal. There is exactly one instance: ``EOS``."""
 
     def __repr__(self) -> str:
         return "EOS"
@@ -112,20 +114,10 @@ class EndOfStream:
 EOS = EndOfStream()
 
 
-class Discontinuity:
+class Discontinuity(_Signal):
     """The stream was interrupted here: an element upstream died and was replaced, so what
     follows does not continue what came before (GStreamer's DISCONT flag). Travels on
     edges like EOS; elements hear it through ``Element.discontinuity``. One instance."""
-
-    _instance: Discontinuity | None = None
-
-    def __new__(cls) -> Discontinuity:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __reduce__(self) -> tuple[type, tuple]:
-        return (Discontinuity, ())
 
     def __repr__(self) -> str:
         return "DISCONT"
