@@ -50,6 +50,7 @@ KNOBS: dict[str, dict[str, object]] = {
     "after-logmon": {"log_monitor_delay": None},
     "after-prestart": {"worker_prestart": False},
     "after+port52365": {"dynamic_agent_port": False},
+    "after+agents": {"agents": True},
     "after-loopback": {"loopback": False},
 }
 PHASES = ["import", "build", "ray.init", "prepare", "play", "1st frame", "1st output",

@@ -3,11 +3,12 @@
 The embedded instance is private to this process and starts lean. ``ray.init()`` on a
 fresh machine starts, besides the GCS, the raylet and its two agents, an autoscaler
 monitor, a dashboard (API server) process even with ``include_dashboard=False``, and a
-log monitor: three more Python processes, each 0.4-1.1 CPU-seconds of imports (measured
+log monitor: five more Python processes, each 0.3-1.1 CPU-seconds of imports (measured
 on 2 cores), competing with the critical path of a start-up that is CPU-bound on small
-machines; and ray.init() waits for the dashboard to come up before it starts the raylet. A one-node
-instance that only this process uses needs none of them at start-up; see
-``LocalRayOptions`` and bench/startup.py for what each costs.
+machines; ray.init() waits for the dashboard to come up before it starts the raylet,
+and the raylet for its agents before it registers. A one-node instance that only this
+process uses needs none of them at start-up; see ``LocalRayOptions`` and
+bench/startup.py for what each costs.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class LocalRayOptions:
     """Let the dashboard agent pick a free HTTP port instead of Ray's fixed 52365, which
     another Ray instance on the machine may hold: the agent then retries for up to 3 s
     (exponential back-off) and the raylet, which waits for that port, with it."""
+    agents: bool = False
+    """The raylet's dashboard agent and runtime-env agent. The raylet waits for both to
+    start before it registers (about 1 s of a 2 s ray.init() on 2 cores, measured), and
+    the embedded Ray needs neither: they serve Ray's metrics export (an unauthenticated
+    Prometheus port), the job, log and state APIs, and runtime environments. Off, a
+    stand-in (agent_stub.py) tells the raylet that none of their ports is in use."""
     loopback: bool = True
     """Keep the node on 127.0.0.1. ray.init() rewrites a _node_ip_address of 127.0.0.1
     to the machine's routable address (services.resolve_ip_for_localhost), so the GCS,
@@ -71,7 +78,7 @@ class LocalRayOptions:
     def ray_default(cls) -> LocalRayOptions:
         """What ray.init() starts by itself (the embedded Ray before these options)."""
         return cls(dashboard=True, autoscaler=True, log_monitor_delay=0,
-                   dynamic_agent_port=False, loopback=False)
+                   dynamic_agent_port=False, agents=True, loopback=False)
 
 
 LEAN = LocalRayOptions()
@@ -288,6 +295,41 @@ def _reset_token_cache() -> None:
 
 
 @contextlib.contextmanager
+def _agents_stubbed() -> Iterator[None]:
+    """While the raylet is started, start it with agent_stub.py for its two agents.
+
+    Ray builds the agents' command lines inside services.start_raylet and hands the
+    raylet's to start_ray_process, the one place to change them. A Ray whose flags or
+    port names differ keeps its own agents."""
+    import ray._private.services as services
+    import ray._raylet as raylet
+    from ray._private.ray_constants import PROCESS_TYPE_RAYLET
+
+    from pipelines.runtime import agent_stub
+
+    ports = {getattr(raylet, n, None) for n in (
+        "DASHBOARD_AGENT_LISTEN_PORT_NAME", "METRICS_AGENT_PORT_NAME",
+        "METRICS_EXPORT_PORT_NAME", "RUNTIME_ENV_AGENT_PORT_NAME")}
+    if ports != {p for names in agent_stub.AGENTS.values() for p in names}:
+        log.debug("Ray's agent ports differ from the stand-in's; keeping its agents")
+        yield
+        return
+    start = services.start_ray_process
+
+    def start_ray_process(command: list[str], process_type: str, *args: Any,
+                          **kwargs: Any) -> Any:
+        if process_type == PROCESS_TYPE_RAYLET:
+            command = agent_stub.stub_agents(command) or command
+        return start(command, process_type, *args, **kwargs)
+
+    services.start_ray_process = start_ray_process
+    try:
+        yield
+    finally:
+        services.start_ray_process = start
+
+
+@contextlib.contextmanager
 def _lean_head_node(options: LocalRayOptions) -> Iterator[dict[str, Any]]:
     """While ray.init() runs, have it build its head node with ``options``.
 
@@ -308,7 +350,7 @@ def _lean_head_node(options: LocalRayOptions) -> Iterator[dict[str, Any]]:
                                                     "dashboard_agent_listen_port",
                                                     "node_ip_address"))
                   and all(hasattr(base, m) for m in ("start_api_server", "start_log_monitor",
-                                                     "kill_all_processes")))
+                                                     "start_raylet", "kill_all_processes")))
     except Exception:  # a Ray without these internals: keep its defaults
         usable = False
     if not usable:
@@ -340,6 +382,13 @@ def _lean_head_node(options: LocalRayOptions) -> Iterator[dict[str, Any]]:
         def start_api_server(self, *args: Any, **kwargs: Any) -> None:
             if options.dashboard:
                 super().start_api_server(*args, **kwargs)
+
+        def start_raylet(self, *args: Any, **kwargs: Any) -> None:
+            if options.agents:
+                super().start_raylet(*args, **kwargs)
+                return
+            with _agents_stubbed():
+                super().start_raylet(*args, **kwargs)
 
         def start_log_monitor_later(self, delay: float) -> None:
             """Start the log monitor in ``delay`` seconds, or at start_log_monitor_now().
