@@ -45,7 +45,7 @@ from farm_cases import (
     timecode,
     transcode,
 )
-from media import corrupt_packets
+from media import corrupt_packets, make_video
 from streams import assert_usage_error, decode_bytes, parallax
 
 from actors.streaming.fmp4 import BoxSplitter, iter_boxes, sample_count
@@ -158,6 +158,18 @@ def test_output_keyframes_only_at_chunk_starts(transcodes):
     farm, tb_farm = packets(transcodes.run(name, farm=True).path)
     keys = [float(p * tb_farm) for p, _, _, k in farm if k]
     assert keys == pytest.approx(starts, abs=TIME_TOL)
+
+
+def test_the_last_chunks_taper_so_that_the_workers_finish_together(tmp_path):
+    """Near the end a chunk is at most half of what is left: 10 s in 1 s GOPs with 4 s
+    chunks end 4, 3, 2, 1 s (not 4, 4, 2: two workers would finish a chunk apart), and
+    every frame still belongs to exactly one chunk. A file shorter than two chunks is
+    split too, so that more than one worker has work."""
+    path = make_video(str(tmp_path / "taper.mp4"), frames=300, gop=30)
+    chunks = chunks_of(path, 4.0)
+    assert [chunk_start(c) for c in chunks] == pytest.approx([0, 4, 7, 9], abs=TIME_TOL)
+    assert [c.frames for c in chunks] == [120, 90, 60, 30]
+    assert [chunk_start(c) for c in chunks_of(path, 20.0)] == pytest.approx([0, 5, 8, 9])
 
 
 def test_fragmented_mp4_every_fragment_starts_with_a_keyframe(transcodes, tmp_path):

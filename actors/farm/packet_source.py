@@ -3,7 +3,9 @@
 Only the node that runs this source reads the input; what leaves it are chunks of a few
 hundred KB, never raw frames. A chunk starts at a keyframe and is closed at the first
 keyframe at least ``chunk_duration`` after its start, so chunks follow the input's GOPs
-(a chunk is never shorter than one GOP).
+(a chunk is never shorter than one GOP). Near the end of the input the target shrinks to
+half of what is left (``TAPER``), so that the last chunks are short: the workers finish
+together instead of one of them encoding a whole last chunk while the others idle.
 
 Open GOPs: pictures that come after a keyframe in decode order but before it in
 presentation order (leading pictures: open-GOP H.264, HEVC CRA/RASL) belong to the
@@ -35,6 +37,9 @@ log = logging.getLogger("parallax.packet_source")
 DEFAULT_CHUNK_DURATION = 4.0  # seconds; see bench/README.md ("The farm") for the measurement
 MAX_CHUNK_DURATION = 600.0  # seconds
 MIN_SLOT_BYTES = 1 << 20  # 1 MiB
+# Near the end, a chunk is at most 1/TAPER of what is left of the input: 4 s chunks of a
+# 2 s GOP end 4, 2, 2 instead of 4, 4, which left one of 2 workers idle for a chunk.
+TAPER = 2
 
 
 @dataclass(frozen=True)
@@ -163,9 +168,26 @@ class PacketSource(Source):
         except av.FFmpegError as exc:  # truncated or damaged: keep what was read
             log.warning("%s: demuxing stopped early: %s", self.settings.path, exc)
 
+    def _end_pts(self) -> int | None:
+        """Where the input's video ends, in its time base, as the container says (an
+        estimate: only the taper at the end depends on it); None when it does not say."""
+        s, c = self.stream, self.container
+        if s.duration is not None and s.start_time is not None:
+            return s.start_time + s.duration
+        if c.duration is None:
+            return None
+        start = c.start_time or 0
+        return int((Fraction(start + c.duration, av.time_base)) / s.time_base)
+
     def _cut(self) -> Iterator[Chunk]:
         tb = self.stream.time_base
-        target = Fraction(self.settings.chunk_duration) / tb
+        full = Fraction(self.settings.chunk_duration) / tb
+        end_pts = self._end_pts()
+
+        def target(begin: int) -> Fraction:
+            if end_pts is None:
+                return full
+            return min(full, max(Fraction(0), Fraction(end_pts - begin, TAPER)))
         cur: list[Packet] = []
         start: int | None = None  # None: the first chunk owns everything before its end
         first_key: int | None = None
@@ -191,7 +213,8 @@ class PacketSource(Source):
             if p.keyframe:
                 if first_key is None:
                     first_key = p.pts
-                elif cur and p.pts - (start if start is not None else first_key) >= target:
+                elif cur and p.pts - (begin := start if start is not None else first_key) \
+                        >= target(begin):
                     cut = p
                     continue
             cur.append(p)
