@@ -128,18 +128,20 @@ def start_local_ray(num_cpus: int | None = None, quiet: bool = False,
         "log_to_driver": True,
         **init_kwargs,
     }
-    with _lean_head_node(options) as started:
-        try:
-            ray.init(**kwargs)
-        except BaseException:
-            _abandon_start(started.get("node"))
-            raise
-    node = started.get("node")
-    if node is None:
-        return
-    _make_private(node.get_session_dir_path())
-    if options.log_monitor_delay:
-        node.start_log_monitor_later(options.log_monitor_delay)
+    # Outermost, so that a Ctrl-C it held back is raised after the others have exited.
+    with _core_worker_uninterrupted():
+        with _lean_head_node(options) as started:
+            try:
+                ray.init(**kwargs)
+            except BaseException:
+                _abandon_start(started.get("node"))
+                raise
+        node = started.get("node")
+        if node is None:
+            return
+        _make_private(node.get_session_dir_path())
+        if options.log_monitor_delay:
+            node.start_log_monitor_later(options.log_monitor_delay)
 
 
 def start_log_forwarding() -> None:
@@ -188,6 +190,47 @@ def _sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _core_worker_uninterrupted() -> Iterator[None]:
+    """Hold a Ctrl-C back from the moment ray.init() makes the driver's core worker until
+    the block ends, and raise it then.
+
+    ray.init() makes it in one call, ray._raylet.CoreWorker(...), which starts the C++
+    core worker and then runs Python code (a GC thread's __init__), 0.3-0.5 s on 2 cores.
+    A KeyboardInterrupt raised in there, before ray.init() stores the object, leaves a
+    C++ core worker that ray.shutdown() cannot reach. It was destroyed at exit, after
+    Python's finalization: its last flush of task events to the (killed) GCS looked for
+    the auth token, which _abandon_start had taken out of the environment, and Ray's
+    fatal error for that is reported as an event, which logs a fatal error again, and so
+    on: the driver spun at 100% CPU after "error: interrupted" until its stack overflowed
+    (issue 12; one Ctrl-C that lands there is enough, a second one is not needed; with the
+    token kept it crashed instead). Held back, the Ctrl-C lands once ray.init() has
+    returned a whole connection, which ray.shutdown() ends as after any start.
+    """
+    raylet = ray._raylet
+    make = getattr(raylet, "CoreWorker", None)
+    if make is None or not _in_main_thread():  # only the main thread gets SIGINT
+        yield
+        return
+    held: list[int] = []
+    previous: list[Any] = []
+
+    def core_worker(*args: Any, **kwargs: Any) -> Any:
+        if not previous:
+            previous.append(signal.signal(signal.SIGINT, lambda signum, _: held.append(signum)))
+        return make(*args, **kwargs)
+
+    raylet.CoreWorker = core_worker
+    try:
+        yield
+    finally:
+        raylet.CoreWorker = make
+        if previous:
+            signal.signal(signal.SIGINT, previous[0])
+            if held:
+                signal.raise_signal(signal.SIGINT)  # to the handler it was held back from
 
 
 def _abandon_start(node: Any) -> None:
