@@ -99,8 +99,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None,
     if address:
         # quiet: without "Connecting to existing Ray cluster" lines, so that an error is
         # the only line the CLI prints
-        ray.init(address=address, namespace="parallax", log_to_driver=True,
-                 logging_level=logging.ERROR if quiet else logging.INFO)
+        with _core_worker_uninterrupted():  # as for the embedded start, below
+            ray.init(address=address, namespace="parallax", log_to_driver=True,
+                     logging_level=logging.ERROR if quiet else logging.INFO)
         return
     start_local_ray(num_cpus=num_cpus, quiet=quiet)
     log.info("started a local Ray instance (no cluster address given)")
