@@ -26,7 +26,7 @@ from inputs import make_1080p_h264
 from actors.farm import ChunkStitcher, ChunkTranscoder, PacketSource
 from actors.media.encoders import VideoEncoderConfig, create_encoder
 from actors.media.mp4_mux import Mp4Mux
-from actors.types import EOS
+from actors.types import EOS, MAIN_PAD
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 FFMPEG_ARGS = ["-vf", "scale=1280:720:flags=bilinear", "-c:v", "libx264", "-preset",
@@ -98,7 +98,7 @@ def per_chunk_costs(src: str, chunk_s: float) -> dict:
     n = 0
     for e in encoded:
         for p in stitch.process(e):
-            mux.process(p)
+            mux.process_pad(MAIN_PAD, p)
             n += 1
     stitch_fps = n / max(time.perf_counter() - t0, 1e-9)
     mux.flush()
