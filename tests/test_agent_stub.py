@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_ray_hygiene import process_tree, start_cli
+from test_ray_hygiene import process_tree, watch_transcode
 
 from pipelines.runtime import agent_stub
 
@@ -76,23 +76,16 @@ def test_the_stand_in_writes_unused_ports_and_ends_with_its_raylet(tmp_path):
 
 @pytest.mark.slow
 def test_a_cli_run_starts_no_ray_agent_and_leaves_no_stand_in(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    run = start_cli("transcode", "testsrc:duration=3", "out.mp4", "--quiet", home=home,
-                    cwd=tmp_path)
     seen: dict[int, str] = {}
-    try:
-        while run.poll() is None:
-            for pid in process_tree(run.pid) - {run.pid}:
-                with contextlib.suppress(OSError):
-                    seen[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(
-                        b"\0", b" ").decode()
-            time.sleep(0.1)
-        _, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-    assert run.returncode == 0, err
+
+    def look(driver: int) -> None:
+        for pid in process_tree(driver) - {driver}:
+            with contextlib.suppress(OSError):
+                seen[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(
+                    b"\0", b" ").decode()
+
+    code, err = watch_transcode(tmp_path, look, interval=0.1)
+    assert code == 0, err
     assert (tmp_path / "out.mp4").stat().st_size > 0
     # (the raylet's own command line names it too, in its agent flags)
     stubs = [pid for pid, args in seen.items() if args.split()[1:2] == [agent_stub.__file__]]

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,29 +116,42 @@ def is_loopback(address: str) -> bool:
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to list sockets")
 def test_embedded_ray_listens_on_loopback_only_and_keeps_its_token_off_disk(tmp_path):
     home = tmp_path / "home"
-    home.mkdir()
-    run = start_cli("transcode", "testsrc:duration=3", "out.mp4", "--quiet", home=home,
-                    cwd=tmp_path)
     seen: set[tuple[str, str, str]] = set()
     modes = set()
-    try:
-        while run.poll() is None:
-            seen |= listening(process_tree(run.pid))
-            found = session_dir(run.pid)
-            if found is not None:
-                modes.add(found.stat().st_mode & 0o777)
-            time.sleep(0.2)
-        _, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-    assert run.returncode == 0, err
+
+    def look(driver: int) -> None:
+        seen.update(listening(process_tree(driver)))
+        found = session_dir(driver)
+        if found is not None:
+            modes.add(found.stat().st_mode & 0o777)
+
+    code, err = watch_transcode(tmp_path, look)
+    assert code == 0, err
     names = {name for _, _, name in seen}
     assert names >= RAY_CORE, f"the listing missed Ray's own servers: {sorted(seen)}"
     wide = sorted(s for s in seen if not is_loopback(s[1]))
     assert not wide, f"listening beyond loopback: {wide}"
     assert not (home / ".ray" / "auth_token").exists(), "Ray wrote its token to ~/.ray"
     assert 0o700 in modes, f"the session directory stayed shared: {sorted(map(oct, modes))}"
+
+
+def watch_transcode(tmp_path: Path, look: Callable[[int], None], interval: float = 0.2,
+                    ) -> tuple[int, str]:
+    """A short transcode through the CLI, with ``look(driver pid)`` every ``interval``
+    seconds while it runs; (exit code, stderr)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    run = start_cli("transcode", "testsrc:duration=3", "out.mp4", "--quiet", home=home,
+                    cwd=tmp_path)
+    try:
+        while run.poll() is None:
+            look(run.pid)
+            time.sleep(interval)
+        _, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    return run.returncode, err
 
 
 def interrupt_during_start(tmp_path: Path, after: float, twice: bool = False) -> tuple:
