@@ -97,3 +97,21 @@ def test_a_cli_run_starts_no_ray_agent_and_leaves_no_stand_in(tmp_path):
     assert not agents, agents
     time.sleep(0.5)
     assert not [pid for pid in stubs if Path(f"/proc/{pid}").exists()], "a stand-in is left"
+
+
+@pytest.mark.slow
+def test_an_embedded_ray_with_a_runtime_env_keeps_its_agents(tmp_path):
+    """The runtime-env agent sets up such workers; with the stand-in the raylet died."""
+    script = tmp_path / "renv.py"
+    script.write_text(
+        "import os, ray\n"
+        "from pipelines.runtime import connection\n"
+        "connection.start_local_ray(quiet=True, runtime_env={'env_vars': {'PX_T': 'set'}})\n"
+        "f = ray.remote(num_cpus=0)(lambda: os.environ.get('PX_T'))\n"
+        "print(ray.get(f.remote(), timeout=60), flush=True)\n"
+        "ray.shutdown()\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(Path(agent_stub.__file__).parents[2])
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.strip() == "set", run.stderr[-2000:]

@@ -21,7 +21,7 @@ import secrets
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
@@ -115,6 +115,10 @@ def start_local_ray(num_cpus: int | None = None, quiet: bool = False,
     on this machine (plain ray.init() would join that one, and then refuse our
     _system_config). ``init_kwargs`` go to ray.init() as they are.
     """
+    if init_kwargs.get("runtime_env") and not options.agents:
+        # Workers with a runtime environment are set up by the runtime-env agent: the
+        # raylet dies asking the stand-in (measured), so this instance keeps its agents.
+        options = replace(options, agents=True)
     system_config = {"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS}
     if not options.worker_prestart:
         system_config["enable_worker_prestart"] = False
