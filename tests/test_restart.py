@@ -94,6 +94,12 @@ def test_a_live_hls_pipeline_survives_the_death_of_an_element(ray_session, tmp_p
     writer = victim in ("mux", "sink")
     assert SECONDS - listed <= allowed_missing_s(stats, host, event, writer), (listed, event)
     assert stats.to_dict()["restart_events"] == [event]
+    # The replacement's senders start from zero; the edges' figures go on from the dead
+    # ones' (every listed frame went out of the encoder, before or after its restart),
+    # less what the dead one sent after the monitor's last poll of it (once a second;
+    # 2 s, for a poll that came late).
+    out_of_it = [e for e in stats.edges.values() if e.producer in host.split("+")]
+    assert all(e.sent >= round(listed * 30) - 60 for e in out_of_it), (listed, out_of_it)
 
 
 def test_more_deaths_than_the_policy_allows_fail_naming_the_element(ray_session, tmp_path):

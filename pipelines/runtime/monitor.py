@@ -36,6 +36,10 @@ POLL_TIMEOUT_S = 5.0
 # Counters that go on across a restart (the replacement starts its own from zero).
 CARRIED = ("buffers_in", "buffers_out", "frames_in", "bytes_in", "bytes_out",
            "processing_time", "blocked_time", "errors", "drops")
+# The same for the edges out of a replaced host (its senders are new); the edges into
+# it keep their senders, upstream. high_water carries as the most of either.
+EDGE_CARRIED = ("sent", "bytes_sent", "drops")
+EDGE_FIGURES = ("in_flight", "high_water", "sent", "bytes_sent", "drops", "held", "signal")
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Monitor:
         """Replaces hosts with a restart policy when they die (runtime/restarter.py)."""
         self._last: dict[str, dict[str, Any]] = {}  # host -> its last stats snapshot
         self._carry: dict[str, dict[str, float]] = {}  # element -> counters of dead ones
+        self._edge_carry: dict[str, dict[str, float]] = {}  # edge -> the same, of senders
         self._prev: dict[str, ElementStats] = {}
         self._prev_time: dict[str, float] = {}
         self._stats = PipelineStats(state="PLAYING", frames_total=topology.frames_total)
@@ -169,6 +174,11 @@ class Monitor:
             carry = self._carry.setdefault(name, {})
             for key in CARRIED:
                 carry[key] = carry.get(key, 0) + (figures.get(key) or 0)
+        for edge in self._last.get(host, {}).get("edges", ()):
+            carry = self._edge_carry.setdefault(edge["edge"], {})
+            for key in EDGE_CARRIED:
+                carry[key] = carry.get(key, 0) + (edge.get(key) or 0)
+            carry["high_water"] = max(carry.get("high_water", 0), edge.get("high_water") or 0)
         self._last.pop(host, None)
         self._prev_time.pop(host, None)
         self.hosts[host] = new
@@ -231,9 +241,13 @@ class Monitor:
                 e = stats.edges.get(edge["edge"])
                 if e is not None:
                     e = copy.copy(e)
-                    for key in ("in_flight", "high_water", "sent", "bytes_sent", "drops", "held",
-                                "signal"):
-                        setattr(e, key, edge[key])
+                    figures = {key: edge[key] for key in EDGE_FIGURES}
+                    carry = self._edge_carry.get(e.name)
+                    if carry:  # what the senders of a replaced host had counted
+                        figures.update({k: figures[k] + carry[k] for k in EDGE_CARRIED})
+                        figures["high_water"] = max(figures["high_water"], carry["high_water"])
+                    for key, value in figures.items():
+                        setattr(e, key, value)
                     stats.edges[e.name] = p.edges[e.name] = e
         sinks = [s for n, s in stats.elements.items() if n in p.sinks]
         stats.frames = max((s.frames_in for s in sinks), default=0)
