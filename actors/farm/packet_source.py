@@ -177,7 +177,7 @@ class PacketSource(Source):
         if c.duration is None:
             return None
         start = c.start_time or 0
-        return int((Fraction(start + c.duration, av.time_base)) / s.time_base)
+        return int(Fraction(start + c.duration, av.time_base) / s.time_base)
 
     def _cut(self) -> Iterator[Chunk]:
         tb = self.stream.time_base
