@@ -4,7 +4,8 @@ Every node of a ``LoopbackCluster`` lives under one temp dir of the test's, on p
 picked free, with token auth on and a token of its own, so it never attaches to (or is
 joined by) another Ray on the machine. ``stop()`` ends only the processes it started:
 those whose command line names its temp dir, and everything below them (workers, job
-drivers), never `ray stop`, which would kill every Ray of every user on the machine.
+drivers), by pid; never with Ray's own stop command, which would kill every Ray of
+every user on the machine.
 """
 
 from __future__ import annotations
