@@ -43,6 +43,22 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(commands[args.command], args)
 
 
+def command_line() -> int:
+    """main() as the ``parallax`` command runs it, then Ray's end, at once.
+
+    Left to its exit hook, Ray waits half a second for the last forwarded actor output
+    before it disconnects; elements' warnings come with their stats
+    (runtime/host_log.py), so there is nothing left to wait for.
+    """
+    try:
+        return main()
+    finally:
+        if "ray" in sys.modules:  # a usage error exits before Ray is even imported
+            from pipelines.runtime.connection import shutdown_ray
+
+            shutdown_ray()
+
+
 def run_command(command: Any, args: argparse.Namespace) -> int:
     try:
         return command(args)
@@ -347,4 +363,4 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command_line())

@@ -10,8 +10,8 @@ EXIT_INTERRUPTED = 130
 
 def main() -> int:
     try:
-        from pipelines.cli import main as cli_main
+        from pipelines.cli import command_line
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return cli_main()
+    return command_line()

@@ -369,6 +369,10 @@ def test_damaged_packets_lose_frames_of_their_chunk_only(transcodes, tmp_path, d
     assert stitched["lost"] == rep["lost"] and stitched["corrupt_packets"] >= 1, stitched
     assert rep["lost_in"] and sum(x["frames"] for x in rep["lost_in"]) == rep["lost"]
     assert all("damaged.mp4" in x["chunk"] for x in rep["lost_in"]), rep["lost_in"]
+    # The writer's warning came to the driver with its stats, not through Ray's logs.
+    lost = [w for w in run.stats.warnings if w.startswith("parallax.chunk_stitcher: ")
+            and f"{rep['lost']} frame(s) lost in" in w]
+    assert len(lost) == 1, run.stats.warnings
 
     # The damage lies in the reported ranges, and the ranges are not the whole file.
     ranges = [chunk_range(x["chunk"]) for x in rep["lost_in"]]
@@ -389,3 +393,18 @@ def test_damaged_packets_lose_frames_of_their_chunk_only(transcodes, tmp_path, d
                                                        abs=TIME_TOL)
     for frame, i in zip(kept, want):
         assert psnr(frame.to_ndarray(format="yuv420p"), like_output(src[i], frame)) >= PSNR_MIN
+
+
+def test_cli_prints_a_workers_warning_once_and_lists_it_in_json(transcodes, tmp_path):
+    """A whole `parallax` process, which ends Ray without waiting on its log forwarding:
+    the writer's lost-frames warning still reaches the user, once, and the JSON."""
+    bad = str(tmp_path / "damaged.mp4")
+    corrupt_packets(transcodes.source(CASES["h264_bframes_mp4"]), bad, [16, 17, 18])
+    run = parallax("transcode", bad, str(tmp_path / "out.mp4"), "--workers", "2",
+                   "--chunk-duration", str(CHUNK_S), "--json", "--quiet", timeout=300)
+    assert run.returncode == 0, run.stderr
+    stats = json.loads(run.stdout.strip().splitlines()[-1])
+    lost = [w for w in stats["warnings"] if "frame(s) lost in 1 chunk(s)" in w]
+    assert len(lost) == 1 and lost[0].startswith("parallax.chunk_stitcher: "), stats
+    assert run.stderr.count("frame(s) lost in 1 chunk(s)") == 1, run.stderr
+    assert "Traceback" not in run.stderr

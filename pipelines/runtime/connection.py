@@ -52,11 +52,12 @@ class LocalRayOptions:
     """The autoscaler monitor: nothing to scale on one local node."""
     log_monitor_delay: float | None = 5.0
     """Seconds after ray.init() to start the log monitor (or earlier, at
-    start_log_forwarding()). It forwards what actors write to stderr (their warnings,
-    e.g. a pool replica that died or an output removed as incomplete) to this process
-    (log_to_driver), reading every worker log from its beginning: output written before
-    it runs is forwarded then, not lost, unless the process ends first. 0: at start-up,
-    as Ray does; None: never (actor output then stays in the session's log files)."""
+    start_log_forwarding()). It forwards what actors write to stderr (tracebacks,
+    FFmpeg's own messages; elements' warnings come with their stats, runtime/host_log.py)
+    to this process (log_to_driver), reading every worker log from its beginning: output
+    written before it runs is forwarded then, not lost, unless the process ends first.
+    0: at start-up, as Ray does; None: never (actor output then stays in the session's
+    log files)."""
     worker_prestart: bool = True
     """Let the raylet start idle workers when the driver connects (Ray's default)."""
     dynamic_agent_port: bool = True

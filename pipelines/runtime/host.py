@@ -26,6 +26,7 @@ from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block, FlowSignal
 from actors.pacing import Backlog
 from actors.types import DISCONT, EOS, MAIN_PAD, Caps, OnPad
+from pipelines.runtime import host_log
 from pipelines.runtime.defaults import WAIT_SLICE_S
 from pipelines.runtime.edge import (
     CLOSED,
@@ -76,6 +77,8 @@ class ElementHost:
         self.reordered = 0  # items that arrived ahead of their turn (Ray reordered the calls)
         self.metrics = HostMetrics(pipeline, self.names)
         _quiet_blocking_get_warning()
+        if ray._private.worker.global_worker.mode == ray.WORKER_MODE:  # an actor's process
+            host_log.install()
 
     # -- setup, driven by the driver ------------------------------------------
     async def ready(self) -> dict[str, Any]:
@@ -256,6 +259,8 @@ class ElementHost:
             "signal": self.signal.value,
             "signal_log": list(self.signal_log),
             "reordered": self.reordered,
+            "warnings": [w for s in self.senders if isinstance(s, PoolDispatcher)
+                         for w in s.take_warnings()] + host_log.drain(),
         }
         self.metrics.update(snap)
         return snap
@@ -377,12 +382,12 @@ class ElementHost:
                 item, _ = resolve(payload)
                 outputs = self._through(0, [item], time.perf_counter() - arrived)
                 status = {"ok": True, "busy_s": el.counters.processing_time - t0,
-                          "counters": _figures(el)}
+                          "counters": _figures(el), "warnings": host_log.drain()}
                 self._release(fut, (status, Batch(outputs)))
             except Exception as exc:
                 el.counters.errors += 1
                 status = {"ok": False, "cause": _describe(exc),
-                          "details": traceback.format_exc()}
+                          "details": traceback.format_exc(), "warnings": host_log.drain()}
                 self._release(fut, (status, Batch()))
 
     def _through(self, start: int, items: list[Any], latency: float | None,

@@ -18,7 +18,7 @@ import ray
 from ray.exceptions import RayActorError, RayError
 
 from actors.errors import PipelineError
-from pipelines.runtime import defaults
+from pipelines.runtime import defaults, host_log
 from pipelines.runtime.arena import object_store_stats
 from pipelines.runtime.stats import (
     EdgeStats,
@@ -214,6 +214,10 @@ class Monitor:
                 self._dead.add(refs[ref])
         if snaps:
             self._compose(snaps)
+            records = sorted((w for snap in snaps.values() for w in snap.get("warnings", ())),
+                             key=lambda w: w["time"])
+            if records:
+                self._stats.warnings = [*self._stats.warnings, *host_log.relog(records)]
 
     def _compose(self, snaps: dict[str, dict[str, Any]]) -> None:
         p = self.topology

@@ -118,6 +118,9 @@ class PoolDispatcher:
         self._started = len(self.replicas)
         self.lost = 0
         self.requeued = 0
+        # The replicas' warnings until the host's next poll (filled on the worker thread,
+        # taken on the event loop's: a deque's appends and pops are atomic).
+        self._warnings: collections.deque[dict[str, Any]] = collections.deque()
         self.high_water = 0
         self.sent = 0
         self.bytes_sent = 0
@@ -180,6 +183,13 @@ class PoolDispatcher:
             "policy": "Dispatch", "signal": self.signals.current.value,
         }
         return [mine, *(s for d in self.downstream for s in d.snapshots())]
+
+    def take_warnings(self) -> list[dict[str, Any]]:
+        """What the replicas logged with the items they returned since the last call."""
+        taken = []
+        while self._warnings:
+            taken.append(self._warnings.popleft())
+        return taken
 
     def pool_snapshot(self) -> dict[str, Any]:
         return {"pool": self.pool, "replicas": [r.snapshot() for r in self.replicas],
@@ -244,6 +254,7 @@ class PoolDispatcher:
             return
         seq = replica.inflight.pop(ref)
         replica.isolated = False
+        self._warnings.extend(status.get("warnings", ()))
         if not status.get("ok"):
             raise PipelineError(self.pool, f"{status['cause']} (on {self._items[seq].label})",
                                 status.get("details", ""))

@@ -167,6 +167,9 @@ class PipelineStats:
     pools: dict[str, PoolStats] = field(default_factory=dict)
     """Element pools: their replicas (node, items, busy time), losses and requeues."""
 
+    warnings: list[str] = field(default_factory=list)
+    """What the elements warned of during the run ('logger: message'), in order; the
+    driver also logs each as it arrives."""
     restart_events: list[dict[str, Any]] = field(default_factory=list)
     """Each restart: the host replaced, when (seconds into the run), the gap in seconds
     from noticing its death to its replacement playing, and the cause."""
@@ -202,6 +205,7 @@ class PipelineStats:
             "pools": {k: v.to_dict() for k, v in self.pools.items()},
             "restarts": self.restarts,
             "restart_events": self.restart_events,
+            "warnings": self.warnings,
         }
 
 
