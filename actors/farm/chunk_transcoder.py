@@ -21,6 +21,7 @@ from typing import Any
 
 import av
 from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
 
 from actors.element import Transform
 from actors.errors import ConfigError, MediaError
@@ -73,6 +74,10 @@ class ChunkTranscoder(Transform):
         self.settings = settings or ChunkTranscoderSettings(**options)
         self.config: VideoEncoderConfig | None = None
         self._spare: VideoEncoderBackend | None = None
+        # One for every frame: frame.reformat() makes a new swscale context per frame
+        # (0.3 ms of a 1080p->720p frame's 15, measured); this one is reused while the
+        # sizes and formats stay the same.
+        self._reformatter: VideoReformatter | None = None
         self._streams: dict[tuple, tuple[VideoEncoderConfig, Caps]] = {}
         self._decode_s = 0.0
         self._corrupt = 0
@@ -158,15 +163,17 @@ class ChunkTranscoder(Transform):
                 start, end, todo = self._same_rate(chunk, frames, stream)
             packets, fed = [], 0
             rotate = Rotator(stream.rotation)
+            if self._reformatter is None:
+                self._reformatter = VideoReformatter()
             colour_range = config.colour.range if config.colour else None
             for pts, vf, duration in todo:
                 # One swscale thread: the pool already runs a worker per core. The range
                 # is stated so that a full-range input stays full range, as signalled.
-                out = rotate(vf).reformat(width=config.width, height=config.height,
-                                          format=encoder.pix_fmt,
-                                          interpolation=self.settings.algorithm.swscale,
-                                          src_color_range=colour_range or None,
-                                          dst_color_range=colour_range or None, threads=1)
+                out = self._reformatter.reformat(
+                    rotate(vf), width=config.width, height=config.height,
+                    format=encoder.pix_fmt, interpolation=self.settings.algorithm.swscale,
+                    src_color_range=colour_range or None,
+                    dst_color_range=colour_range or None, threads=1)
                 out.pts = pts
                 # The input's picture types must not reach the encoder: libx264 makes a
                 # keyframe of every frame that was one (an all-intra input stays all-intra).
@@ -299,6 +306,7 @@ class ChunkTranscoder(Transform):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_spare"] = None  # an open encoder stays in the process that opened it
+        state["_reformatter"] = None
         return state
 
 
