@@ -14,7 +14,8 @@ the moment the process was spawned:
   1st output  the first encoded frame reached the muxer (for the farm: the first whole
               chunk transcoded)
   done        the job finished (cli.main returned)
-  exit        the process ended (Ray shut down at exit)
+  exit        the process ended (Ray shut down: by the command, as cli.command_line does,
+              or, for ``before``, by Ray's exit hook)
   cpu@1st     CPU seconds used by this process and every process it started, up to the
               first frame: what the start-up costs, independent of other load
 
@@ -52,6 +53,7 @@ KNOBS: dict[str, dict[str, object]] = {
     "after+port52365": {"dynamic_agent_port": False},
     "after+agents": {"agents": True},
     "after-loopback": {"loopback": False},
+    "after-preload": {"preload": ()},
 }
 PHASES = ["import", "build", "ray.init", "prepare", "play", "1st frame", "1st output",
           "done", "exit", "cpu@1st"]
@@ -162,6 +164,8 @@ def child(config: str, t0: float, out_path: str, cli_args: list[str]) -> None:
     marks["processes"] = sorted(marks["cpu"])
     with open(out_path, "w") as f:
         json.dump(marks, f)
+    if config != "before":  # as the parallax command ends (cli.command_line)
+        connection.shutdown_ray()
 
 
 # -- the parent ----------------------------------------------------------------------

@@ -70,6 +70,10 @@ class LocalRayOptions:
     the embedded Ray needs neither: they serve Ray's metrics export (an unauthenticated
     Prometheus port), the job, log and state APIs, and runtime environments. Off, a
     stand-in (agent_stub.py) tells the raylet that none of their ports is in use."""
+    preload: tuple[str, ...] = ("pipelines.runtime.host", "actors.media", "actors.farm")
+    """Modules each worker process imports as it starts, before it is given an actor
+    (Ray's preload_python_modules): the raylet starts workers while ray.init() runs, so
+    PyAV, numpy and the elements are loaded by the time the hosts are created."""
     loopback: bool = True
     """Keep the node on 127.0.0.1. ray.init() rewrites a _node_ip_address of 127.0.0.1
     to the machine's routable address (services.resolve_ip_for_localhost), so the GCS,
@@ -79,7 +83,7 @@ class LocalRayOptions:
     def ray_default(cls) -> LocalRayOptions:
         """What ray.init() starts by itself (the embedded Ray before these options)."""
         return cls(dashboard=True, autoscaler=True, log_monitor_delay=0,
-                   dynamic_agent_port=False, agents=True, loopback=False)
+                   dynamic_agent_port=False, agents=True, preload=(), loopback=False)
 
 
 LEAN = LocalRayOptions()
@@ -123,6 +127,8 @@ def start_local_ray(num_cpus: int | None = None, quiet: bool = False,
     system_config = {"free_objects_period_milliseconds": FREE_OBJECTS_PERIOD_MS}
     if not options.worker_prestart:
         system_config["enable_worker_prestart"] = False
+    if options.preload:
+        system_config["preload_python_modules"] = list(options.preload)
     kwargs: dict[str, Any] = {
         "address": "local",
         "num_cpus": num_cpus,
