@@ -254,6 +254,10 @@ class Source(Element):
     live: bool = False
     """Produces in real time (a capture, a network stream): what it missed cannot be had
     again, so its outputs are written to survive a failure (fragmented MP4)."""
+    consumers: int = 1
+    """How many consumers take this source's items at once: the replicas of the pool it
+    feeds, as the runtime set them before ``start``. A source that cuts its input into
+    pieces may size the last ones by it, so that the consumers finish together."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -202,9 +202,11 @@ def leading_pictures(path: str) -> int:
     return count
 
 
-def chunks_of(path: str, chunk_duration: float = CHUNK_S) -> list[Chunk]:
-    """The chunks the farm's PacketSource cuts from ``path``, cut here, in this process."""
+def chunks_of(path: str, chunk_duration: float = CHUNK_S, consumers: int = 1) -> list[Chunk]:
+    """The chunks the farm's PacketSource cuts from ``path`` for a pool of ``consumers``
+    workers, cut here, in this process."""
     src = PacketSource(path, chunk_duration=chunk_duration)
+    src.consumers = consumers
     src.negotiate([], [])
     src.start()
     chunks = []

@@ -50,6 +50,7 @@ from streams import assert_usage_error, decode_bytes, parallax
 
 from actors.streaming.fmp4 import BoxSplitter, iter_boxes, sample_count
 from actors.streaming.hls import parse_playlist
+from pipelines.farm import FarmOptions
 from pipelines.outputs import OutputOptions
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -170,6 +171,23 @@ def test_the_last_chunks_taper_so_that_the_workers_finish_together(tmp_path):
     assert [chunk_start(c) for c in chunks] == pytest.approx([0, 4, 7, 9], abs=TIME_TOL)
     assert [c.frames for c in chunks] == [120, 90, 60, 30]
     assert [chunk_start(c) for c in chunks_of(path, 20.0)] == pytest.approx([0, 5, 8, 9])
+
+
+def test_more_workers_get_shorter_last_chunks(tmp_path):
+    """With 4 workers what is left is shared by 4 near the end: 10 s in 1 s GOPs with 4 s
+    chunks give 3, 2, 2, 1, 1, 1 s (the last round ends within a GOP of the others), not
+    the 4, 3, 2, 1 s of two workers, where one worker would encode the first 4 s while
+    the others finish early. The runtime tells the source its pool's size: a farm of 4
+    cuts what chunks_of cuts for 4, and every frame is still encoded once."""
+    path = make_video(str(tmp_path / "taper4.mp4"), frames=300, gop=30)
+    chunks = chunks_of(path, 4.0, consumers=4)
+    assert [chunk_start(c) for c in chunks] == pytest.approx([0, 3, 5, 7, 8, 9], abs=TIME_TOL)
+    assert sum(c.frames for c in chunks) == 300
+    out = str(tmp_path / "taper4_out.mp4")
+    run = transcode(path, out, farm=FarmOptions(workers=4, chunk_duration=4.0))
+    assert run.results["src"]["chunks"] == len(chunks)
+    assert len(run.stats.pools["xcode"].replicas) == 4
+    assert run.results["stitch"]["frames"] == 300, run.results["stitch"]
 
 
 def test_fragmented_mp4_every_fragment_starts_with_a_keyframe(transcodes, tmp_path):

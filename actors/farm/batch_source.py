@@ -85,6 +85,8 @@ class BatchPacketSource(Source):
 
     def _all(self) -> Iterator[Chunk]:
         for path in self.order:
+            # Not sized by self.consumers: a chunk's index names it in the manifest, so
+            # the cut must not change when --resume runs with another --workers.
             src = PacketSource(path, chunk_duration=self.settings.chunk_duration)
             try:
                 src.configure(None)

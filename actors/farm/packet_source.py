@@ -4,8 +4,10 @@ Only the node that runs this source reads the input; what leaves it are chunks o
 hundred KB, never raw frames. A chunk starts at a keyframe and is closed at the first
 keyframe at least ``chunk_duration`` after its start, so chunks follow the input's GOPs
 (a chunk is never shorter than one GOP). Near the end of the input the target shrinks to
-half of what is left (``TAPER``), so that the last chunks are short: the workers finish
-together instead of one of them encoding a whole last chunk while the others idle.
+half of what is left (``TAPER``), or to what is left shared by the workers where more
+than two take chunks (``Source.consumers``), so that the last chunks are short: the
+workers finish together instead of one of them encoding a whole last chunk while the
+others idle.
 
 Open GOPs: pictures that come after a keyframe in decode order but before it in
 presentation order (leading pictures: open-GOP H.264, HEVC CRA/RASL) belong to the
@@ -37,8 +39,10 @@ log = logging.getLogger("parallax.packet_source")
 DEFAULT_CHUNK_DURATION = 4.0  # seconds; see bench/README.md ("The farm") for the measurement
 MAX_CHUNK_DURATION = 600.0  # seconds
 MIN_SLOT_BYTES = 1 << 20  # 1 MiB
-# Near the end, a chunk is at most 1/TAPER of what is left of the input: 4 s chunks of a
-# 2 s GOP end 4, 2, 2 instead of 4, 4, which left one of 2 workers idle for a chunk.
+# Near the end, a chunk is at most 1/TAPER of what is left of the input, or 1/consumers
+# where more workers take chunks: 4 s chunks of a 2 s GOP end 4, 2, 2 instead of 4, 4,
+# which left one of 2 workers idle for a chunk, and a 20 s file on 16 workers is cut into
+# GOPs instead of 5 chunks that would leave 11 workers idle.
 TAPER = 2
 
 
@@ -183,11 +187,12 @@ class PacketSource(Source):
         tb = self.stream.time_base
         full = Fraction(self.settings.chunk_duration) / tb
         end_pts = self._end_pts()
+        share = max(TAPER, self.consumers)
 
         def target(begin: int) -> Fraction:
             if end_pts is None:
                 return full
-            return min(full, max(Fraction(0), Fraction(end_pts - begin, TAPER)))
+            return min(full, max(Fraction(0), Fraction(end_pts - begin, share)))
         cur: list[Packet] = []
         start: int | None = None  # None: the first chunk owns everything before its end
         first_key: int | None = None

@@ -115,6 +115,9 @@ class ElementHost:
         self.restarted = restarted
         self.senders = [self._sender(o) for o in outputs]
         self.sender_pads = [o.get("pad", MAIN_PAD) for o in outputs]
+        pools = [len(s.replicas) for s in self.senders if isinstance(s, PoolDispatcher)]
+        if self.is_source and len(self.elements) == 1 and pools:
+            self.elements[0].consumers = max(pools)
 
     def _sender(self, o: dict[str, Any]) -> EdgeSender | PoolDispatcher:
         if "pool" in o:  # the edge into a pool; the pool's own outputs leave from here
