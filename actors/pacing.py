@@ -6,7 +6,9 @@ capture while the edge is Busy drops them in bursts: a freeze of a second, then 
 The pacer instead measures what downstream delivers (credits returned per second, as
 the runtime reports them in a ``Backlog``) and keeps that share of the ticks, spread
 evenly (an accumulator, as a line-drawing algorithm spreads steps), so the recording
-plays smoothly at the lower rate; it climbs back when downstream catches up.
+plays smoothly at the lower rate; it climbs back when downstream catches up. A stall
+(downstream finishes nothing: a hiccup, a restarted element) is not an overload: the
+full window holds the ticks back while it lasts, and the rate from before it resumes.
 
 It also bounds a real stall: time in which downstream finished nothing although items
 were waiting for it, which a slow but moving encoder never triggers.
@@ -88,6 +90,7 @@ class LivePacer:
         """The share of ticks downstream last took while saturated (0: not measured)."""
         self._acc = 0.0
         self._mark: tuple[float, int] | None = None  # (time, completed) of the last update
+        self._stalled = False  # the last period delivered nothing with a full window
         self._progress_at: float | None = None
         self._last_completed = 0
         self._last_kept_tick: int | None = None
@@ -133,14 +136,22 @@ class LivePacer:
         high = max(1, math.ceil(HIGH_FRACTION * backlog.window))
         delivered = (backlog.completed - done) / (now - t) / self.fps
         if backlog.in_flight >= high:
-            # Saturated: what it delivered is what it can take (a warm-up or a stall that
-            # delivered nothing says nothing about that, so the last figure stays).
-            if delivered > 0:
-                self.capacity = delivered
+            if delivered <= 0 or self._stalled:
+                # A warm-up, a stall or a restart downstream says nothing about what it
+                # can take, and nor does the period in which it ends (it measures a
+                # fraction of the real rate); the full window holds the ticks back
+                # meanwhile. The share stays, so that the stream resumes at its rate once
+                # there is room, instead of climbing back from MIN_KEEP over seconds.
+                self._stalled = delivered <= 0
+                self._mark = (now, backlog.completed)
+                return
+            # Saturated: what it delivered is what it can take.
+            self.capacity = delivered
             share = delivered * (1.0 - (backlog.in_flight - high) / backlog.window)
         else:
             # Room again: at least what it last took, then climb towards every tick.
             share = max(self.keep * 1.25 + 0.05, self.capacity * 1.05)
+            self._stalled = False
         self.keep = min(1.0, max(MIN_KEEP, share))
         self.lowest_keep = min(self.lowest_keep, self.keep)
         self._mark = (now, backlog.completed)

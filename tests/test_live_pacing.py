@@ -24,11 +24,14 @@ FPS = 30
 
 
 def simulate(capacity: Callable[[float], float], seconds: float = 10.0, window: int = 8,
-             max_stall: float | None = None, queue: list[int] | None = None) -> list[int]:
+             max_stall: float | None = None, queue: list[int] | None = None,
+             log: list[LivePacer] | None = None) -> list[int]:
     """Ticks a pacer keeps against a consumer finishing ``capacity(t)`` items per second
     while it has work; the window is never exceeded (asserted). ``queue`` collects the
-    items in flight at every tick."""
+    items in flight at every tick, ``log`` the pacer."""
     pacer = LivePacer(FPS, max_stall)
+    if log is not None:
+        log.append(pacer)
     backlog = Backlog(window, 0, 0)
     kept, work = [], 0.0
     for tick in range(int(seconds * FPS)):
@@ -72,6 +75,23 @@ def test_the_rate_climbs_back_when_downstream_catches_up():
     kept = simulate(lambda t: 10 if t < 5 else 60)
     assert rate(kept, 3, 5) == pytest.approx(10, abs=1.0)
     assert rate(kept, 7, 10) >= FPS - 1  # every tick again
+
+
+def test_after_a_stall_the_rate_comes_back_at_once():
+    """A consumer that stops for a second (a stall, or a restart downstream) and comes
+    back as fast as before gets every tick again as soon as its window drains: the full
+    window held the ticks back during the stall, so the pacer keeps its share instead of
+    climbing back from its floor over seconds (it used to take until 6 s, dropping about
+    1.5 s of frames after the stall; a period that only measured the stall's end set
+    the share too). No overload is reported: nothing was slow."""
+    pacer_log = []
+    kept = simulate(lambda t: 0 if 2 <= t < 3 else 60, log=pacer_log)
+    assert rate(kept, 3.2, 4) >= FPS - 1, [rate(kept, a / 2, a / 2 + 0.5) for a in range(20)]
+    assert len(kept) >= 10 * FPS - FPS  # the stall's second, no more
+    assert not pacer_log[0].warned
+    # A slow consumer after the stall is still measured and followed.
+    kept = simulate(lambda t: 0 if 2 <= t < 3 else 10)
+    assert rate(kept, 5, 10) == pytest.approx(10, abs=1.0)
 
 
 def test_a_fast_consumer_loses_nothing():
