@@ -90,7 +90,9 @@ class LivePacer:
         """The share of ticks downstream last took while saturated (0: not measured)."""
         self._acc = 0.0
         self._mark: tuple[float, int] | None = None  # (time, completed) of the last update
-        self._stalled = False  # the last period delivered nothing with a full window
+        self._stalled = False  # the last period finished nothing while items waited
+        self._undo: tuple[float, float] | None = None  # (keep, capacity) before the
+        # last saturated measurement, in case it measured a stall's start
         self._progress_at: float | None = None
         self._last_completed = 0
         self._last_kept_tick: int | None = None
@@ -135,26 +137,37 @@ class LivePacer:
             return
         high = max(1, math.ceil(HIGH_FRACTION * backlog.window))
         delivered = (backlog.completed - done) / (now - t) / self.fps
+        if (delivered <= 0 and backlog.in_flight) or self._stalled:
+            # A warm-up, a stall or a restart downstream (items waited, none finished)
+            # says nothing about what it can take, and nor do the periods in which it
+            # starts and ends (they measure a fraction of the real rate); a full window
+            # holds the ticks back meanwhile. The share from before stays, so that the
+            # stream resumes at its rate once there is room, instead of climbing back
+            # over seconds.
+            stalled = delivered <= 0 and backlog.in_flight > 0
+            if stalled and self._undo is not None:
+                self.keep, self.capacity = self._undo
+            self._undo = None
+            self._stalled = stalled
+            self._mark = (now, backlog.completed)
+            return
+        self._confirm()
         if backlog.in_flight >= high:
-            if delivered <= 0 or self._stalled:
-                # A warm-up, a stall or a restart downstream says nothing about what it
-                # can take, and nor does the period in which it ends (it measures a
-                # fraction of the real rate); the full window holds the ticks back
-                # meanwhile. The share stays, so that the stream resumes at its rate once
-                # there is room, instead of climbing back from MIN_KEEP over seconds.
-                self._stalled = delivered <= 0
-                self._mark = (now, backlog.completed)
-                return
             # Saturated: what it delivered is what it can take.
+            self._undo = (self.keep, self.capacity)
             self.capacity = delivered
             share = delivered * (1.0 - (backlog.in_flight - high) / backlog.window)
         else:
             # Room again: at least what it last took, then climb towards every tick.
+            self._undo = None
             share = max(self.keep * 1.25 + 0.05, self.capacity * 1.05)
-            self._stalled = False
         self.keep = min(1.0, max(MIN_KEEP, share))
-        self.lowest_keep = min(self.lowest_keep, self.keep)
         self._mark = (now, backlog.completed)
+
+    def _confirm(self) -> None:
+        """The share set a period ago stands once the next period delivered something (a
+        stall's first period does not count): only then is it an overload."""
+        self.lowest_keep = min(self.lowest_keep, self.keep)
         if self.keep < OVERLOAD_AT and not self.warned:
             self.warned = True
             log.warning("%s: encoding overloaded: downstream keeps up with about %.0f of %g "
