@@ -24,6 +24,7 @@ from actors.farm.batch_writer import BatchWriter
 from actors.farm.chunk_store import ChunkStore, lock_dir
 from actors.media.encoders import VideoEncoderConfig
 from actors.media.file_source import open_video
+from actors.media.muxing import check_writable_dir
 from pipelines.audio import AudioOptions, plan_audio
 from pipelines.farm import AT_DRIVER, FarmOptions, worker_placement, worker_threads
 from pipelines.runtime.pipeline import Pipeline
@@ -102,10 +103,7 @@ def build_batch(paths: list[str], batch: BatchOptions, encoder: VideoEncoderConf
                 farm: FarmOptions, local: bool = True) -> BatchRun:
     """The batch pipeline, with what was settled before it starts."""
     out_dir = batch.output_dir
-    if not os.path.isdir(out_dir):
-        raise ConfigError(f"--output-dir {out_dir!r} does not exist; create it first")
-    if not os.access(out_dir, os.W_OK):
-        raise ConfigError(f"--output-dir {out_dir!r} is not writable")
+    check_writable_dir(out_dir, "--output-dir")
     outputs = output_names(paths, out_dir)
     failed: dict[str, str] = {}
     if local:  # bad files fail now, by name, and the others go on

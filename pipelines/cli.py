@@ -68,6 +68,10 @@ def run_command(command: Any, args: argparse.Namespace) -> int:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # the driver's own files: a full disk, a file gone meanwhile
+        where = f": {exc.filename!r}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,25 @@ def ray_session():
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """An empty directory this user cannot create files in. Root ignores directory modes,
+    so for root (as in CI) it is a read-only tmpfs mounted there instead of mode 0o555."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() != 0:
+        locked.chmod(0o555)
+        yield locked
+        locked.chmod(0o755)
+        return
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "parallax-test-ro",
+                            str(locked)], capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip("root writes to any directory mode, and mounting a read-only tmpfs "
+                    f"failed ({mount.stderr.strip()}): no unwritable directory to test with")
+    try:
+        yield locked
+    finally:
+        subprocess.run(["umount", str(locked)], check=False)

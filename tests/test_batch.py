@@ -123,3 +123,17 @@ def test_batch_usage_errors(tmp_path):
                                 cwd=tmp_path), "matches no file")
     assert_usage_error(parallax("transcode", "a.mp4", "b.mp4", "--resume", cwd=tmp_path),
                        "--output-dir")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / STATE_DIR).write_text("a file where the batch keeps its state")
+    (tmp_path / "a.mp4").write_bytes(b"")
+    assert_usage_error(parallax("transcode", "a.mp4", "--output-dir", "taken", cwd=tmp_path),
+                       f"taken/{STATE_DIR}", "move away")
+
+
+def test_an_unwritable_output_dir_fails_before_any_work(inputs, unwritable_dir, tmp_path):
+    d, _ = inputs
+    run = parallax("transcode", str(d / "clip0.mp4"), str(d / "clip1.mp4"), "--output-dir",
+                   str(unwritable_dir), cwd=tmp_path)
+    assert_usage_error(run, "--output-dir", "not writable", str(unwritable_dir))
+    assert "Ray" not in run.stderr  # refused before a Ray was started for it
+    assert os.listdir(unwritable_dir) == []

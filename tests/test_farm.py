@@ -297,21 +297,13 @@ def test_cli_rejects_bad_farm_options(transcodes, tmp_path, args, needles):
     assert not out.exists()
 
 
-def test_cli_unwritable_output_directory(transcodes, tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("this user (root) can write to a 0o555 directory, as os.access "
-                        "confirms: there is no unwritable directory to test with")
-        src = transcodes.source(CASES["h264_bframes_mp4"])
-        run = parallax("transcode", src, str(locked / "out.mp4"), "--workers", "2",
-                       "--chunk-duration", str(CHUNK_S), "--quiet", cwd=tmp_path)
-        assert_usage_error(run, "not writable", str(locked))
-        assert os.listdir(locked) == []
-    finally:
-        locked.chmod(0o755)
+@pytest.mark.parametrize("output", ["out.mp4", "out.m3u8"])
+def test_cli_unwritable_output_directory(transcodes, unwritable_dir, tmp_path, output):
+    src = transcodes.source(CASES["h264_bframes_mp4"])
+    run = parallax("transcode", src, str(unwritable_dir / output), "--workers", "2",
+                   "--chunk-duration", str(CHUNK_S), "--quiet", cwd=tmp_path)
+    assert_usage_error(run, "not writable", str(unwritable_dir))
+    assert os.listdir(unwritable_dir) == []
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

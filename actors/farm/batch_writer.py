@@ -26,7 +26,7 @@ from actors.farm.chunk_stitcher import ChunkStitcher
 from actors.farm.chunk_store import ChunkStore, lock_dir
 from actors.media.file_source import first_pts
 from actors.media.mp4_mux import Mp4Mux, partial_path
-from actors.media.muxing import check_output_dir, decode_time
+from actors.media.muxing import check_writable_dir, decode_time
 from actors.types import MAIN_PAD, Caps
 
 log = logging.getLogger("parallax.batch_writer")
@@ -70,7 +70,7 @@ class BatchWriter(Sink):
             for p, o in self.settings.outputs.items()}
 
     def configure(self, caps_in: Caps | None) -> Caps:
-        check_output_dir(os.path.join(self.settings.output_dir, "x"))
+        check_writable_dir(self.settings.output_dir)
         return caps_in
 
     def start(self) -> None:

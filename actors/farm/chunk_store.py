@@ -43,8 +43,13 @@ def lock_dir(output_dir: str, timeout: float = LOCK_TIMEOUT_S) -> int:
     dying before a --resume reads what they left.
     """
     root = os.path.join(output_dir, STATE_DIR)
-    os.makedirs(root, exist_ok=True)
-    fd = os.open(os.path.join(root, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.makedirs(root, exist_ok=True)
+        fd = os.open(os.path.join(root, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot keep the batch's state in {root!r} ({exc.strerror}); "
+                          f"it must be a directory Parallax can write: move away what is "
+                          "there or choose another --output-dir") from None
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -45,14 +45,21 @@ def add_encoded_stream(container: Any, caps: Caps) -> Any:
     return stream
 
 
+def check_writable_dir(directory: str, what: str = "output directory") -> str:
+    """``directory``, which must exist and take new files; ``what`` names it in the error."""
+    if not os.path.isdir(directory):
+        raise ConfigError(f"{what} {directory!r} does not exist; create it first")
+    # Creating a file needs search (x) as well as write permission on the directory; a
+    # read-only mount fails this even for root.
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {directory!r} is not writable; fix its permissions or "
+                          "write somewhere else")
+    return directory
+
+
 def check_output_dir(location: str) -> str:
-    """The directory an output goes to, which must exist and be writable; returns it."""
-    parent = os.path.dirname(os.path.abspath(location))
-    if not os.path.isdir(parent):
-        raise ConfigError(f"output directory {parent!r} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"output directory {parent!r} is not writable")
-    return parent
+    """The directory the output file ``location`` goes to, checked as above; returns it."""
+    return check_writable_dir(os.path.dirname(os.path.abspath(location)))
 
 
 def add_audio_stream(container: Any, caps: Caps) -> Any:
