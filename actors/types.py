@@ -38,18 +38,29 @@ SUBSAMPLED_FORMATS = frozenset({"yuv420p", "nv12"})
 RATE_MAX_DENOMINATOR = 1001000  # keeps NTSC rates (30000/1001) exact, rounds float noise away
 
 
-def parse_rate(value: Any, label: str = "rate") -> Fraction:
-    """A frame rate from ``30``, ``29.97``, ``"30000/1001"`` or a Fraction; > 0.
+MAX_FRAME_RATE = 1000
+"""The most frames per second an element is asked to make: more is a typo, and 1e9 fps
+from a 3 s file would be three billion frames."""
+MAX_DIMENSION = 16384
+"""Pixels a side, FFmpeg's own limit for most codecs."""
+
+
+def parse_rate(value: Any, label: str = "rate", maximum: float | None = None) -> Fraction:
+    """A frame rate from ``30``, ``29.97``, ``"30000/1001"`` or a Fraction; > 0, and at
+    most ``maximum`` when given (a rate asked for, as opposed to one an input has).
 
     ``label`` names the option in the error (``fps``, ``rate``...).
     """
     try:
         rate = Fraction(value).limit_denominator(RATE_MAX_DENOMINATOR)
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):  # nan, inf
         raise ConfigError(
             f"{label}={value!r}: give frames per second, e.g. 30 or 30000/1001") from None
     if rate <= 0:
         raise ConfigError(f"{label}={value!r}: the frame rate must be > 0")
+    if maximum is not None and rate > maximum:
+        raise ConfigError(f"{label}={float(rate):g}: the frame rate must be at most "
+                          f"{maximum:g} fps")
     return rate
 
 

@@ -24,7 +24,7 @@ from actors.farm.batch_writer import BatchWriter
 from actors.farm.chunk_store import ChunkStore, lock_dir
 from actors.media.encoders import VideoEncoderConfig
 from actors.media.file_source import open_video
-from actors.media.muxing import check_writable_dir
+from actors.media.muxing import check_output_path, check_writable_dir
 from pipelines.audio import AudioOptions, plan_audio
 from pipelines.farm import AT_DRIVER, FarmOptions, worker_placement, worker_threads
 from pipelines.runtime.pipeline import Pipeline
@@ -75,6 +75,8 @@ class BatchOptions:
     output_dir: str
     resume: bool = False
     audio: AudioOptions = field(default_factory=AudioOptions)
+    overwrite: bool = False
+    """Replace outputs that exist and no earlier run of this batch finished (-y)."""
 
 
 def settings_id(encoder: VideoEncoderConfig, width: int | None, height: int | None,
@@ -105,6 +107,8 @@ def build_batch(paths: list[str], batch: BatchOptions, encoder: VideoEncoderConf
     out_dir = batch.output_dir
     check_writable_dir(out_dir, "--output-dir")
     outputs = output_names(paths, out_dir)
+    for p, out in outputs.items():
+        check_output_path(out, (p,))
     failed: dict[str, str] = {}
     if local:  # bad files fail now, by name, and the others go on
         for p in paths:
@@ -126,6 +130,13 @@ def build_batch(paths: list[str], batch: BatchOptions, encoder: VideoEncoderConf
         if entry:
             done[p] = tuple(entry["chunks"])
     skipped = [p for p in paths if p not in failed and p not in todo]
+    if not batch.overwrite:  # --resume replaces only what its own earlier run wrote
+        clash = [outputs[p] for p in todo if os.path.exists(outputs[p])
+                 and not (batch.resume and store.entry(p) is not None)]
+        if clash:
+            more = f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""
+            raise ConfigError(f"output {clash[0]!r} exists{more}; pass -y/--overwrite to "
+                              "replace, or --resume to go on with the batch that wrote it")
     audio, notes = {}, []
     for p in todo if local else ():
         try:

@@ -110,7 +110,7 @@ def cmd_transcode(args: argparse.Namespace) -> int:
                           "many inputs, give --output-dir DIR")
     args.input, args.output = args.paths
     if not args.output_node:  # this machine's disk; another node's is not visible from here
-        check_overwrite(args.output, args.overwrite)
+        check_overwrite(args.output, args.overwrite, (args.input,))
     opts = TranscodeOptions(
         args.input, args.output, args.width, args.height, args.scale_algorithm, args.codec,
         args.encoder, args.preset, parse_bitrate(args.bitrate), args.crf, args.gop, args.fps,
@@ -125,9 +125,15 @@ def cmd_transcode(args: argparse.Namespace) -> int:
                         extra=lambda: {"notes": pipeline.notes})
 
 
-def check_overwrite(output: str, overwrite: bool) -> None:
-    """An existing output file is replaced only when asked (-y), as with ffmpeg."""
-    if output == "null" or output.startswith("zenoh:") or overwrite:
+def check_overwrite(output: str, overwrite: bool, inputs: tuple[str, ...] = ()) -> None:
+    """An existing output file is replaced only when asked (-y), as with ffmpeg, and never
+    when it is a directory or one of the inputs (-y or not, as ffmpeg refuses too)."""
+    if output == "null" or output.startswith("zenoh:"):
+        return
+    from actors.media.muxing import check_output_path
+
+    check_output_path(output, inputs)
+    if overwrite:
         return
     if os.path.exists(output):
         raise ConfigError(f"output {output!r} exists; pass -y/--overwrite to replace it")
@@ -162,7 +168,8 @@ def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
     encoder = VideoEncoderConfig(codec=args.codec, backend=args.encoder, preset=args.preset,
                                  bitrate=parse_bitrate(args.bitrate), crf=args.crf,
                                  gop=args.gop)
-    run = build_batch(paths, BatchOptions(args.output_dir, args.resume, audio_options(args)),
+    run = build_batch(paths, BatchOptions(args.output_dir, args.resume, audio_options(args),
+                                   args.overwrite),
                       encoder, args.width,
                       args.height, args.scale_algorithm, args.fps, farm,
                       local=not os.environ.get("RAY_ADDRESS"))

@@ -6,6 +6,7 @@ Kept apart from pipelines/cli.py, which runs the commands, so that each stays re
 from __future__ import annotations
 
 import argparse
+import math
 from typing import NoReturn
 
 from actors.farm.packet_source import DEFAULT_CHUNK_DURATION
@@ -44,8 +45,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    if not 0 < value < math.inf:  # nan fails both
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number more than 0")
     return value
 
 

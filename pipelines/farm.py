@@ -25,6 +25,7 @@ from pipelines.audio import AudioPlan, link_audio
 from pipelines.outputs import OutputOptions, add_job, fragment_duration, output_kind
 from pipelines.runtime.graph import AUTO
 from pipelines.runtime.pipeline import Pipeline
+from pipelines.runtime.placement import MAX_REPLICAS_PER_SLOT
 
 log = logging.getLogger("parallax.farm")
 
@@ -85,10 +86,18 @@ def worker_placement(backend: EncoderBackend, labels: tuple[tuple[str, str], ...
 
 
 def worker_threads(workers: int | str, local: bool) -> int:
-    """Threads per worker: the cores of this machine shared out, one each for "auto"."""
+    """Threads per worker: the cores of this machine shared out, one each for "auto".
+
+    On this machine only, more workers than the runtime lets a pool have (a few per CPU)
+    are refused here, naming the option, before a Ray is started for them."""
     if workers == AUTO or not local:
         return 1
-    return max(1, (os.cpu_count() or 1) // int(workers))
+    cpus = os.cpu_count() or 1
+    if int(workers) > MAX_REPLICAS_PER_SLOT * cpus:
+        raise ConfigError(f"--workers {workers}: this machine has {cpus} CPU(s); give at "
+                          f"most {MAX_REPLICAS_PER_SLOT * cpus} (each worker is a process), "
+                          "or auto")
+    return max(1, cpus // int(workers))
 
 
 def build_farm(input_path: str, output: str, encoder: VideoEncoderConfig,

@@ -23,6 +23,7 @@ from actors.media.video_rate import VideoRate
 from actors.media.video_scaler import VideoScaler
 from actors.pacing import DEFAULT_ADAPT, check_adapt
 from actors.restart import DEFAULT_MAX_RESTARTS
+from actors.types import MAX_DIMENSION, MAX_FRAME_RATE
 from pipelines.audio import AudioOptions, AudioPlan, link_audio, plan_audio
 from pipelines.farm import AT_DRIVER, FarmOptions, build_farm, farm_refusal
 from pipelines.outputs import (
@@ -137,10 +138,12 @@ class TranscodeOptions:
 
     def __post_init__(self) -> None:
         for flag, v in (("--width", self.width), ("--height", self.height)):
-            if v is not None and v <= 0:
-                raise ConfigError(f"{flag} {v}: must be a positive number of pixels")
-        if self.fps is not None and self.fps <= 0:
-            raise ConfigError(f"--fps {self.fps:g}: must be > 0")
+            if v is not None and not 0 < v <= MAX_DIMENSION:
+                raise ConfigError(f"{flag} {v}: must be a positive number of pixels, at "
+                                  f"most {MAX_DIMENSION}")
+        if self.fps is not None and not 0 < self.fps <= MAX_FRAME_RATE:  # nan, inf too
+            raise ConfigError(f"--fps {self.fps:g}: must be more than 0 and at most "
+                              f"{MAX_FRAME_RATE} frames per second")
         output_kind(self.output)
         VideoCodec.parse(self.codec)
         EncoderBackend.parse(self.encoder)

@@ -68,6 +68,8 @@ CASES = {
     # No B-frames in the input, so that its packet durations are its frame durations.
     "vfr": Case("vfr.mp4", h264(frames=len(VFR_PTS), gop=8, pts=VFR_PTS, bframes=0)),
     "odd_size": Case("odd.mp4", h264(width=321, height=241)),  # 4:2:0 output: 320x240
+    # Every frame a keyframe, and packets that do not say their own pixel layout.
+    "rawvideo_avi": Case("raw.avi", {"codec": "rawvideo", "frames": 30, "bframes": 0}),
 }
 # Keyframes every 1/3 s: chunks (cut at the first keyframe 0.5 s after their start) of
 # 2/3 s, which do not line up with 1 s fragments.

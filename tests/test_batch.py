@@ -137,3 +137,21 @@ def test_an_unwritable_output_dir_fails_before_any_work(inputs, unwritable_dir, 
     assert_usage_error(run, "--output-dir", "not writable", str(unwritable_dir))
     assert "Ray" not in run.stderr  # refused before a Ray was started for it
     assert os.listdir(unwritable_dir) == []
+
+
+def test_outputs_that_exist_are_replaced_only_when_asked(inputs, tmp_path):
+    d, _ = inputs
+    clip = d / "clip0.mp4"
+    before = clip.read_bytes()
+    # Into the inputs' own directory: clip0.mp4 would be written over clip0.mp4.
+    for extra in ([], ["-y"]):
+        assert_usage_error(parallax("transcode", str(clip), "--output-dir", str(d), *extra,
+                                    cwd=tmp_path), "is the input", str(clip))
+    assert clip.read_bytes() == before
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip0.mp4").write_bytes(b"someone else's file")
+    assert_usage_error(parallax("transcode", str(clip), str(d / "clip1.mp4"), "--output-dir",
+                                str(out), cwd=tmp_path), "clip0.mp4", "exists", "-y")
+    assert (out / "clip0.mp4").read_bytes() == b"someone else's file"
+    assert not (out / "clip1.mp4").exists()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from media import make_audio_only, make_video
+from media import corrupt_packets, make_audio_only, make_video
 from streams import assert_usage_error, parallax
 
 from actors.media.encoders import EncoderBackend, VideoCodec
@@ -44,6 +44,9 @@ def test_bad_input_files(bad_inputs, tmp_path, name, needle):
     (["out.mp4", "--height", "0"], ["--height 0"]),
     (["out.mp4", "--width", "-5"], ["--width"]),
     (["out.mp4", "--fps", "0"], ["--fps 0"]),
+    (["out.mp4", "--fps", "inf"], ["--fps inf"]),
+    (["out.mp4", "--fps", "1e9"], ["--fps 1e+09", "at most 1000"]),
+    (["out.mp4", "--width", "100000"], ["--width 100000", "at most 16384"]),
     (["out.mp4", "--codec", "mpeg2"], ["unknown VideoCodec 'mpeg2'"]),
     (["out.mp4", "--bitrate", "fast"], ["--bitrate 'fast'"]),
     (["out.mp4", "--scale-algorithm", "sharp"], ["invalid choice"]),
@@ -86,3 +89,49 @@ def test_probe_json():
     assert rows[("vulkan", "h264")]["available"] is False
     assert "not supported yet" in rows[("vulkan", "h264")]["reason"]
     assert {"cpu", "render_nodes", "nvidia_gpus"} <= set(report["hardware"])
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_video(str(tmp_path_factory.mktemp("clip") / "clip.mp4"), frames=30)
+
+
+@pytest.mark.parametrize("output, args, needle", [
+    ("clip.mp4", ["-y"], "is the input"),  # -y or not: ffmpeg refuses too
+    ("./sub/../clip.mp4", ["-y"], "is the input"),
+    ("sub", ["-y"], "is a directory"),
+    ("a" * 300 + ".mp4", [], "cannot write"),  # longer than a file name may be
+    ("/proc/out.mp4", [], "cannot write"),  # permissions allow it, the file system does not
+    ("/proc/out.m3u8", [], "cannot write"),
+])
+def test_outputs_that_cannot_be_written_fail_before_the_first_frame(
+        clip, tmp_path, output, args, needle):
+    work = tmp_path / "w"
+    (work / "sub").mkdir(parents=True)
+    (work / "clip.mp4").write_bytes(Path(clip).read_bytes())
+    run = parallax("transcode", "clip.mp4", output, "--quiet", *args, cwd=work)
+    assert_usage_error(run, needle)
+    assert sorted(os.listdir(work)) == ["clip.mp4", "sub"] and not os.listdir(work / "sub")
+    assert (work / "clip.mp4").read_bytes() == Path(clip).read_bytes()
+    assert not list(Path("/proc").glob(".out.*"))
+
+
+@pytest.mark.parametrize("output, args", [
+    ("o.mp4", []), ("o.m3u8", []), ("o.mp4", ["--fragment-duration", "1"]),
+    ("o.mp4", ["--no-chunks"]),
+])
+def test_an_input_that_decodes_to_nothing_writes_nothing(clip, tmp_path, output, args):
+    bad = str(tmp_path / "all_bad.mp4")
+    corrupt_packets(clip, bad, list(range(30)))  # the container is whole, no frame decodes
+    (tmp_path / "out").mkdir()
+    run = parallax("transcode", bad, str(tmp_path / "out" / output), *args, cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "no video frame reached" in errors[0], run.stderr
+    assert "Traceback" not in run.stderr
+    assert os.listdir(tmp_path / "out") == []  # no empty MP4, playlist or init segment
+
+
+def test_receive_refuses_an_endless_duration(tmp_path):
+    assert_usage_error(parallax("receive", "zenoh:t/x", "o.mp4", "--duration", "inf",
+                                cwd=tmp_path), "--duration", "finite")

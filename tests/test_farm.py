@@ -289,6 +289,9 @@ def test_pool_spreads_chunks_over_replicas(transcodes):
     (["--chunk-duration", "-1"], ["--chunk-duration", "more than 0"]),
     (["--chunk-duration", "0"], ["--chunk-duration", "more than 0"]),
     (["--chunk-duration", "601"], ["--chunk-duration", "at most 600"]),
+    (["--chunk-duration", "inf"], ["--chunk-duration", "finite"]),
+    (["--workers", "100000"], ["--workers 100000", "at most"]),  # not 100,000 processes
+    (["--fps", "1e9"], ["--fps", "at most 1000"]),
 ])
 def test_cli_rejects_bad_farm_options(transcodes, tmp_path, args, needles):
     out = tmp_path / "out.mp4"

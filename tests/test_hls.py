@@ -41,11 +41,11 @@ def test_vod_playlist(items, tmp_path):
     pl = parse_playlist(text)
     assert text.startswith("#EXTM3U\n#EXT-X-VERSION:7\n")
     assert pl.ended and pl.playlist_type == "VOD" and pl.media_sequence == 0
-    assert len(pl.segments) == 8 and {s.map_uri for s in pl.segments} == {"init.mp4"}
+    assert len(pl.segments) == 8 and {s.map_uri for s in pl.segments} == {"show-init.mp4"}
     assert sum(s.duration for s in pl.segments) == pytest.approx(8.0, abs=1e-5)
     assert pl.target_duration >= max(s.duration for s in pl.segments)
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temp files left
-    init = (tmp_path / "init.mp4").read_bytes()
+    init = (tmp_path / "show-init.mp4").read_bytes()
     total = 0
     for seg in pl.segments:
         frames = decode_bytes(init + (tmp_path / seg.uri).read_bytes())
@@ -85,9 +85,9 @@ def test_new_init_mid_stream_is_a_discontinuity(items, tmp_path):
     sink, _ = write_hls(items[:3] + other, path)
     sink.handle_eos()
     text = path.read_text()
-    assert "#EXT-X-DISCONTINUITY" in text and 'URI="init-1.mp4"' in text
+    assert "#EXT-X-DISCONTINUITY" in text and 'URI="two-init-1.mp4"' in text
     pl = parse_playlist(text)
-    assert [s.map_uri for s in pl.segments] == ["init.mp4", "init.mp4", "init-1.mp4"]
+    assert [s.map_uri for s in pl.segments] == ["two-init.mp4", "two-init.mp4", "two-init-1.mp4"]
 
 
 def test_live_init_files_leave_with_the_last_segment_using_them(items, tmp_path):
@@ -97,7 +97,7 @@ def test_live_init_files_leave_with_the_last_segment_using_them(items, tmp_path)
         stream += other[:2] + items[:2]
     path = tmp_path / "live.m3u8"
     sink, _ = write_hls(stream, path, mode="live", window=2)
-    inits = sorted(f for f in os.listdir(tmp_path) if f.startswith("init"))
+    inits = sorted(f for f in os.listdir(tmp_path) if f.startswith("live-init"))
     pl = parse_playlist(path.read_text())
     used = {s.map_uri for s in pl.segments}
     # What the window maps to, plus at most the one a client may still be fetching.
@@ -136,3 +136,16 @@ def test_cli_rejects_bad_hls_options(tmp_path):
                                 "-1", cwd=tmp_path), "fragment-duration")
     assert_usage_error(parallax("transcode", "testsrc", "x.m3u8", "--fragment-duration",
                                 "600", cwd=tmp_path), "--fragment-duration 600", "at most 60")
+
+
+def test_two_playlists_in_one_directory_keep_their_own_init(items, tmp_path):
+    small = make_segments(frames=30, rate=30, fragment=1.0, size=(160, 120))
+    for name, segments in (("a", items[:2]), ("b", small)):
+        sink, _ = write_hls(segments, tmp_path / f"{name}.m3u8")
+        sink.handle_eos()
+    for name, size in (("a", None), ("b", (160, 120))):
+        pl = parse_playlist((tmp_path / f"{name}.m3u8").read_text())
+        init = (tmp_path / pl.segments[0].map_uri).read_bytes()
+        frames = decode_bytes(init + (tmp_path / pl.segments[0].uri).read_bytes())
+        assert frames and (size is None or (frames[0].width, frames[0].height) == size)
+    assert (tmp_path / "a-init.mp4").read_bytes() != (tmp_path / "b-init.mp4").read_bytes()

@@ -72,6 +72,11 @@ def test_duration_and_live_pacing():
     ({"format": "nv21"}, "unknown format 'nv21'"),
     ({"num_frames": -1}, "num_frames=-1"),
     ({"num_frames": 5, "duration": 1.0}, "not both"),
+    ({"num_frames": 0}, "num_frames=0: must be 1 or more"),
+    ({"duration": float("nan")}, "duration=nan"),
+    ({"duration": float("inf")}, "duration=inf"),
+    ({"rate": float("inf")}, "rate=inf"),
+    ({"rate": 5000}, "at most 1000 fps"),
 ])
 def test_bad_settings_say_what_to_do(options, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -30,7 +30,7 @@ from actors.media.encoders import VideoEncoderBackend, VideoEncoderConfig, creat
 from actors.media.encoders.base import MAX_GOP
 from actors.media.fidelity import Rotator, rotated_size, wants_depth
 from actors.media.video_scaler import ScaleAlgorithm, aspect_size, even
-from actors.types import Caps, parse_rate
+from actors.types import MAX_DIMENSION, MAX_FRAME_RATE, Caps, parse_rate
 
 log = logging.getLogger("parallax.chunk_transcoder")
 
@@ -56,10 +56,11 @@ class ChunkTranscoderSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "algorithm", ScaleAlgorithm.parse(self.algorithm))
         if self.fps is not None:
-            object.__setattr__(self, "fps", parse_rate(self.fps, "fps"))
+            object.__setattr__(self, "fps", parse_rate(self.fps, "fps", MAX_FRAME_RATE))
         for label, v in (("width", self.width), ("height", self.height)):
-            if v is not None and (not isinstance(v, int) or v < 2):
-                raise ConfigError(f"{label}={v!r}: must be a whole number of pixels >= 2")
+            if v is not None and (not isinstance(v, int) or not 2 <= v <= MAX_DIMENSION):
+                raise ConfigError(f"{label}={v!r}: must be a whole number of pixels from 2 "
+                                  f"to {MAX_DIMENSION}")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise ConfigError(f"threads={self.threads!r}: must be 1 or more")
 
@@ -206,6 +207,8 @@ class ChunkTranscoder(Transform):
         if caps.extradata:
             dec.extradata = caps.extradata
         dec.width, dec.height = caps.width, caps.height
+        if caps.format:  # raw video says nothing about its layout in its packets
+            dec.pix_fmt = caps.format
         dec.thread_count = self.settings.threads
         dec.thread_type = "FRAME" if self.settings.threads > 1 else "SLICE"
         last: int | None = None

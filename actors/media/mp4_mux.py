@@ -17,6 +17,7 @@ from actors.media.muxing import (
     add_audio_stream,
     add_encoded_stream,
     check_output_dir,
+    nothing_to_write,
     split_inputs,
 )
 from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
@@ -100,6 +101,8 @@ class Mp4Mux(Sink):
 
     def flush(self) -> tuple:
         self._write(self.interleave.drain())
+        if not self.packets:
+            raise nothing_to_write(self.settings.location)  # close() removes the rest
         self.container.close()
         self.container = None
         os.replace(self.tmp, self.settings.location)

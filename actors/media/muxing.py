@@ -14,12 +14,14 @@ import heapq
 import io
 import itertools
 import os
+import tempfile
+from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
 import av
 
-from actors.errors import ConfigError
+from actors.errors import ConfigError, MediaError
 from actors.media.encoders import VideoCodec
 from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
 
@@ -57,9 +59,47 @@ def check_writable_dir(directory: str, what: str = "output directory") -> str:
     return directory
 
 
+def nothing_to_write(location: str) -> MediaError:
+    """The error of an output that got no video at all, so none is left behind: an empty
+    MP4 or playlist would look like a result."""
+    return MediaError(f"no video frame reached {location!r}: the input had none, or every "
+                      "one was lost (see the warnings); nothing was written")
+
+
+def check_output_path(output: str, inputs: Iterable[str] = ()) -> None:
+    """``output`` can be written as a file: it is not a directory, nor one of ``inputs``."""
+    if os.path.isdir(output):
+        raise ConfigError(f"output {output!r} is a directory; name a file in it, e.g. "
+                          f"{os.path.join(output, 'out.mp4')!r}")
+    for path in inputs:
+        try:
+            same = os.path.samefile(path, output)
+        except OSError:  # either does not exist (yet)
+            same = False
+        if same:
+            raise ConfigError(f"output {output!r} is the input {path!r}: writing it would "
+                              "destroy what is being read; choose another output")
+
+
 def check_output_dir(location: str) -> str:
-    """The directory the output file ``location`` goes to, checked as above; returns it."""
-    return check_writable_dir(os.path.dirname(os.path.abspath(location)))
+    """The directory the output file ``location`` goes to, checked as above, and that a
+    file of that name can be created there; returns the directory.
+
+    Creating one is the only test that sees what permissions do not: a name too long, a
+    read-only or pseudo file system (/proc, /sys), no space left. Checked before the first
+    frame, so that a bad location fails in a second, not after the whole transcode.
+    """
+    parent = check_writable_dir(os.path.dirname(os.path.abspath(location)))
+    check_output_path(location)
+    name = os.path.basename(location)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {location!r}: {exc.strerror}; choose another "
+                          "name or place") from None
+    os.close(fd)
+    os.unlink(probe)
+    return parent
 
 
 def add_audio_stream(container: Any, caps: Caps) -> Any:

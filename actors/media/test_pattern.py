@@ -10,6 +10,7 @@ test tell which frames arrived.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +22,15 @@ from actors.element import Source
 from actors.errors import ConfigError
 from actors.flow import Block, Drop, FlowPolicy
 from actors.pacing import DEFAULT_ADAPT, DEFAULT_MAX_STALL_S, LivePacer, check_adapt
-from actors.types import EOS, SUBSAMPLED_FORMATS, Caps, Frame, parse_rate
+from actors.types import (
+    EOS,
+    MAX_DIMENSION,
+    MAX_FRAME_RATE,
+    SUBSAMPLED_FORMATS,
+    Caps,
+    Frame,
+    parse_rate,
+)
 
 PATTERNS = ("smpte", "ball", "gradient", "snow", "checkers", "solid")
 STATIC_PATTERNS = frozenset({"smpte", "checkers", "solid"})
@@ -29,8 +38,6 @@ FORMATS = ("rgba", "yuv420p")
 DEFAULT_WIDTH = 1280  # pixels
 DEFAULT_HEIGHT = 720  # pixels
 DEFAULT_RATE = Fraction(30)  # frames per second
-MAX_DIMENSION = 16384  # pixels, FFmpeg's own limit for most codecs
-MAX_RATE = 1000  # frames per second
 TIMECODE_BITS = 16
 TIMECODE_BLOCK = 16  # pixels per timecode bit; large enough to survive lossy encoding
 
@@ -70,7 +77,7 @@ class TestPatternSettings:
     """RGB of the solid pattern."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rate", parse_rate(self.rate, "rate"))
+        object.__setattr__(self, "rate", parse_rate(self.rate, "rate", MAX_FRAME_RATE))
         check_adapt(self.adapt)
         if self.pattern not in PATTERNS:
             raise ConfigError(f"unknown pattern {self.pattern!r}; use one of {', '.join(PATTERNS)}")
@@ -84,12 +91,12 @@ class TestPatternSettings:
                 f"{self.format} needs an even width and height, got {self.width}x{self.height}; "
                 f"use {self.width + self.width % 2}x{self.height + self.height % 2} or format=rgba"
             )
-        if not 0 < self.rate <= MAX_RATE:
-            raise ConfigError(f"rate={float(self.rate):g}: must be > 0 and <= {MAX_RATE} fps")
-        if self.num_frames is not None and self.num_frames < 0:
-            raise ConfigError(f"num_frames={self.num_frames}: must be >= 0")
-        if self.duration is not None and self.duration <= 0:
-            raise ConfigError(f"duration={self.duration}: must be > 0 seconds")
+        if self.num_frames is not None and self.num_frames < 1:
+            raise ConfigError(f"num_frames={self.num_frames}: must be 1 or more; leave it "
+                              "out for a stream that runs until stopped")
+        if self.duration is not None and not 0 < self.duration < math.inf:  # nan too
+            raise ConfigError(f"duration={self.duration}: must be a number of seconds > 0; "
+                              "leave it out for a stream that runs until stopped")
         if self.num_frames is not None and self.duration is not None:
             raise ConfigError("give num_frames or duration, not both")
 

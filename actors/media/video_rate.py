@@ -6,10 +6,7 @@ from fractions import Fraction
 from typing import Any
 
 from actors.element import Transform
-from actors.errors import ConfigError
-from actors.types import RAW_VIDEO, Caps, Frame, parse_rate
-
-MAX_RATE = 1000  # fps
+from actors.types import MAX_FRAME_RATE, RAW_VIDEO, Caps, Frame, parse_rate
 
 
 class VideoRate(Transform):
@@ -19,9 +16,7 @@ class VideoRate(Transform):
 
     def __init__(self, rate: Fraction | float) -> None:
         super().__init__()
-        self.rate = parse_rate(rate, "fps")
-        if not 0 < self.rate <= MAX_RATE:
-            raise ConfigError(f"fps={float(self.rate):g}: must be > 0 and <= {MAX_RATE}")
+        self.rate = parse_rate(rate, "fps", MAX_FRAME_RATE)
         self.time_base = 1 / self.rate
         self.next_tick = 0
         self.held: Frame | None = None

@@ -11,12 +11,19 @@ import numpy as np
 
 from actors.element import Transform
 from actors.errors import ConfigError
-from actors.types import RAW_VIDEO, SUBSAMPLED_FORMATS, UNSPECIFIED, Caps, Frame, NamedEnum
+from actors.types import (
+    MAX_DIMENSION,
+    RAW_VIDEO,
+    SUBSAMPLED_FORMATS,
+    UNSPECIFIED,
+    Caps,
+    Frame,
+    NamedEnum,
+)
 
 log = logging.getLogger("parallax.scaler")
 
 FORMATS = ("rgba", "bgra", "yuv420p", "nv12")
-MAX_DIMENSION = 16384  # pixels
 MAX_FACTOR = 16.0
 
 

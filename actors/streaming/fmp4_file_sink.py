@@ -10,7 +10,7 @@ from typing import Any
 from actors.element import Sink
 from actors.errors import ConfigError
 from actors.media.mp4_mux import MP4_SUFFIXES, partial_path
-from actors.media.muxing import check_output_dir
+from actors.media.muxing import check_output_dir, nothing_to_write
 from actors.streaming.fmp4 import complete_prefix, iter_boxes
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
@@ -97,6 +97,11 @@ class Fmp4FileSink(Sink):
         return ()
 
     def flush(self) -> tuple:
+        if not self.segments:
+            self.file.close()
+            self.file = None
+            os.remove(self.tmp)
+            raise nothing_to_write(self.settings.location)
         self._finish()
         self.finalized = True
         return ()

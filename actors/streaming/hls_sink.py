@@ -9,7 +9,7 @@ from typing import Any
 
 from actors.element import Sink
 from actors.errors import ConfigError
-from actors.media.muxing import check_output_dir
+from actors.media.muxing import check_output_dir, nothing_to_write
 from actors.streaming.hls import (
     MediaPlaylist,
     Segment,
@@ -36,7 +36,9 @@ class HlsSinkSettings:
     playlist while being written, so it can be watched live). live: a sliding window."""
     window: int = 6
     """live: segments in the playlist; older files are deleted."""
-    init_name: str = "init.mp4"
+    init_name: str = "{stem}-init.mp4"
+    """The init segment's file name; named after the playlist, so that two playlists in
+    one directory do not replace each other's."""
     segment_template: str = "{stem}{seq:05d}.m4s"
     """Segment file names; {stem} is the playlist's name without .m3u8."""
 
@@ -74,6 +76,8 @@ class HlsSink(Sink):
         self._pending_delete: list[list[str]] = []  # per segment gone: its files
         self._discontinuity = False  # the next segment does not continue the last one
         self.resumed = 0  # times this playlist was taken over after its writer died
+        self.stem = os.path.splitext(os.path.basename(self.settings.location))[0]
+        self.init_name = self.settings.init_name.format(stem=self.stem)
 
     @property
     def directory(self) -> str:
@@ -91,8 +95,7 @@ class HlsSink(Sink):
             if not (self.caps_in and self.caps_in.extradata):
                 raise ConfigError(f"'{self.name}': a media segment came before any init segment")
             self._write_init(self.caps_in.extradata)
-        stem = os.path.splitext(os.path.basename(self.settings.location))[0]
-        uri = self.settings.segment_template.format(stem=stem, seq=self.written)
+        uri = self.settings.segment_template.format(stem=self.stem, seq=self.written)
         write_atomic(os.path.join(self.directory, uri), packet.data)
         duration = float((packet.duration or 0) * packet.time_base)
         new_map = bool(self.playlist.segments) and self.playlist.segments[-1].map_uri != \
@@ -119,7 +122,7 @@ class HlsSink(Sink):
         self.playlist.discontinuity_sequence = old.discontinuity_sequence
         self.playlist.target_duration = old.target_duration
         self.written = old.media_sequence + len(old.segments)
-        root, ext = os.path.splitext(self.settings.init_name)
+        root, ext = os.path.splitext(self.init_name)
         versions = [m[len(root) + 1:-len(ext) or None] for m in
                     {seg.map_uri for seg in old.segments} if m.startswith(root + "-")]
         self.init_versions = max([int(v) for v in versions if v.isdigit()], default=0)
@@ -143,11 +146,11 @@ class HlsSink(Sink):
                 return
             # The stream changed (a publisher restarted with other settings): a new map
             # and a discontinuity, as players expect.
-            root, ext = os.path.splitext(self.settings.init_name)
+            root, ext = os.path.splitext(self.init_name)
             self.init_versions += 1
             self.map_uri = f"{root}-{self.init_versions}{ext}"
         else:
-            self.map_uri = self.settings.init_name
+            self.map_uri = self.init_name
         write_atomic(os.path.join(self.directory, self.map_uri), data)
         self.init = data
 
@@ -187,6 +190,10 @@ class HlsSink(Sink):
         write_atomic(self.settings.location, pl.render())
 
     def flush(self) -> tuple:
+        if not self.playlist.segments:
+            if self.map_uri is not None:  # the init segment, alone: no playlist names it
+                self._remove(self.map_uri)
+            raise nothing_to_write(self.settings.location)
         self._end()
         self.finalized = True
         return ()

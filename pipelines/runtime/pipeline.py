@@ -34,9 +34,9 @@ from pipelines.runtime.connection import ensure_ray, start_log_forwarding
 from pipelines.runtime.graph import AUTO, Graph, Link
 from pipelines.runtime.monitor import Monitor, Topology
 from pipelines.runtime.placement import (
-    auto_replicas,
     describe_node,
     end_hosts,
+    pool_size,
     spread_nodes,
     start_host,
     wait_gone,
@@ -352,7 +352,8 @@ class Pipeline:
             node = self.graph.nodes[group[0]]
             elements = [self.graph.nodes[n].element for n in group]
             if node.is_pool:
-                count = auto_replicas(node.placement) if node.replicas == AUTO else node.replicas
+                count = pool_size(node.name, node.placement,
+                                  None if node.replicas == AUTO else node.replicas)
                 hosts = [f"{node.name}#{i}" for i in range(count)]
                 self._pools[node.name] = hosts
                 log.info("pool %s: %d replica(s)", node.name, count)

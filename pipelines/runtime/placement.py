@@ -132,6 +132,24 @@ def auto_replicas(placement: Placement) -> int:
     return max(1, total)
 
 
+MAX_REPLICAS_PER_SLOT = 4
+"""Replicas of a pool per CPU (or resource unit) of the nodes it fits, at most: each is a
+process, and 100,000 of them on a laptop is a typo that would hang the start."""
+
+
+def pool_size(name: str, placement: Placement, replicas: int | None) -> int:
+    """How many replicas a pool runs: ``replicas``, or one per slot when None ("auto")."""
+    slots = auto_replicas(placement)
+    if replicas is None:
+        return slots
+    if replicas > MAX_REPLICAS_PER_SLOT * slots:
+        raise ConfigError(
+            f"pool {name!r}: {replicas} replicas is more than the nodes it may run on can "
+            f"hold ({slots} CPU slot(s), at most {MAX_REPLICAS_PER_SLOT} replicas each); ask "
+            f"for at most {MAX_REPLICAS_PER_SLOT * slots}, or auto")
+    return replicas
+
+
 def start_host(pipeline: str, name: str, elements: list[Element], placement: Placement,
                spread: bool = False, node: str | None = None) -> Any:
     """Start a host actor; ``spread``: prefer nodes that have fewer of them (pools);
