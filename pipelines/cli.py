@@ -21,6 +21,17 @@ from actors.farm.packet_source import DEFAULT_CHUNK_DURATION
 from pipelines.cli_parser import EXIT_USAGE, build_parser
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # as a shell reports a process SIGTERM ended
+
+
+class Terminated(BaseException):
+    """SIGTERM (a scheduler, `ray job stop`, `timeout`): the run ends as at a second
+    Ctrl-C, at once, and what was not finished is removed. Not an Exception, so that no
+    handler of errors takes it for one."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +61,12 @@ def command_line() -> int:
     before it disconnects; elements' warnings come with their stats
     (runtime/host_log.py), so there is nothing left to wait for.
     """
+    signal.signal(signal.SIGTERM, _terminate)  # ensure_ray keeps it past Ray's own
     try:
         return main()
+    except Terminated:  # landed outside a command (parsing, or Ray's exit)
+        print("error: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     finally:
         if "ray" in sys.modules:  # a usage error exits before Ray is even imported
             from pipelines.runtime.connection import shutdown_ray
@@ -75,6 +90,9 @@ def run_command(command: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
 
 
 def output_options(args: argparse.Namespace) -> Any:
@@ -188,6 +206,9 @@ def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
             print(json.dumps({"batch": report}), file=args.json_out, flush=True)
     if not args.quiet:
         print_batch(report, sys.stderr)
+    else:  # quiet is not silent: what failed, and why, still shows
+        for path in report["failed"]:
+            print(f"error: {path}: {report['files'][path].get('reason')}", file=sys.stderr)
     return EXIT_FAILED if report["failed"] else EXIT_OK
 
 
@@ -287,17 +308,23 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         display = LiveStatsDisplay(sys.stderr, title)
     else:
         display = ProgressDisplay(sys.stderr, title)
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     interrupted = threading.Event()
 
     def interrupt(signum: int, frame: Any) -> None:  # first Ctrl-C drains, the second aborts
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         interrupted.set()
-        print("\ninterrupted: finishing the output (Ctrl-C again to abort)", file=sys.stderr)
+        what, again = (("interrupted", "Ctrl-C") if signum == signal.SIGINT
+                       else ("terminated (SIGTERM)", "SIGTERM"))
+        print(f"\n{what}: finishing the output ({again} again to abort)", file=sys.stderr)
         pipeline.end_stream()
 
     signal.signal(signal.SIGINT, interrupt)
+    if live:  # a recording stopped by its service manager is finished, as by Ctrl-C; a
+        # file job is ended at once (Terminated), what it had written removed
+        signal.signal(signal.SIGTERM, interrupt)
     timer = threading.Timer(duration, pipeline.end_stream) if duration else None
     try:
         with display or contextlib.nullcontext():
@@ -311,7 +338,8 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
     finally:
         if timer:
             timer.cancel()
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     from pipelines.transcode import input_report
 
     src = input_report(pipeline)  # the source's own figures, unless a farm decoded them

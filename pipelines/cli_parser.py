@@ -17,6 +17,9 @@ EXIT_USAGE = 2
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):  # --bitrate -5M: read as an option
+            flag = message.split(":")[0].removeprefix("argument ").split("/")[-1]
+            message += f"; a value that starts with '-' is written {flag}=VALUE"
         self.exit(EXIT_USAGE, f"error: {message} (see: {self.prog} --help)\n")
 
 

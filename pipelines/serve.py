@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 from functools import partial
 from http import HTTPStatus
@@ -92,8 +94,12 @@ def make_server(directory: str, port: int = 8000, bind: str = "127.0.0.1") -> Th
     try:
         return ThreadingHTTPServer((bind, port), handler)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {bind}:{port} ({exc.strerror}); pick another "
-                          "--port") from None
+        # A name that does not resolve, or an address of no interface here, is the
+        # address's fault; anything else (in use, privileged) the port's.
+        fix = ("give --bind an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+               if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+               else "pick another --port")
+        raise ConfigError(f"cannot listen on {bind}:{port} ({exc.strerror}); {fix}") from None
 
 
 def serve(directory: str, port: int = 8000, bind: str = "127.0.0.1") -> int:

@@ -175,6 +175,12 @@ def check_encoder_options(codec: VideoCodec, backend: EncoderBackend, preset: st
                           " (each backend maps them onto its own scale), or the encoder's "
                           "own number (SVT-AV1 0-13, NVENC p1-p7)")
     probe_backend = EncoderBackend.Software if backend is EncoderBackend.Auto else backend
+    if (preset is not None and preset[-1].isdigit() and probe_backend is EncoderBackend.Software
+            and codec in (VideoCodec.H264, VideoCodec.H265)):
+        # x264 and x265 would print their own complaint to the terminal, past any capture.
+        raise ConfigError(f"--preset {preset!r}: the software {codec.value} encoder takes a "
+                          f"name ({', '.join(X264_PRESETS)}); numbers are for SVT-AV1 "
+                          "(0-13) and NVENC (p1-p7)")
     with av.logging.Capture():  # the encoder's own complaint is in `reason`; print it once
         reason = try_encode(VideoEncoderConfig(codec=codec, backend=probe_backend,
                                                preset=preset, crf=crf, framerate=30),

@@ -44,6 +44,8 @@ INPUTS = {
     "aac.mp4": dict(tracks=(Track("aac", language="eng"), Track("aac", 44100, "mono", "fra"))),
     "opus.mkv": dict(tracks=(Track("libopus"),), subtitles="fra"),
     "mp2.ts": dict(tracks=(Track("mp2"),), fmt="mpegts", start_s=1.4, vcodec="mpeg2video"),
+    # Matroska keeps no channel layout for PCM: FFmpeg reads "1 channels", no order.
+    "pcm.mkv": dict(tracks=(Track("pcm_s16le", 44100, "mono"),)),
 }
 PATHS = {"farm": FarmOptions(workers=2, chunk_duration=1.0), "linear": None}
 

@@ -101,9 +101,10 @@ def test_a_killed_batch_resumes_and_encodes_only_what_was_missing(tmp_path):
     on_disk = sum(len(f["chunks"]) for f in state.values() if f["state"] != "done")
     assert len(done_before) < 3 and on_disk + 8 * len(done_before) >= 6
 
-    run = parallax("transcode", *(str(src / n) for n in names), "--output-dir", str(out),
+    # The same files and directory, spelled relative to where the user now is.
+    run = parallax("transcode", *(f"in/{n}" for n in names), "--output-dir", "out",
                    "--chunk-duration", "0.5", "--workers", "1", "--preset", "veryslow",
-                   "--resume", "--json", timeout=300)
+                   "--resume", "--json", timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout.strip().splitlines()[-1])["batch"]
     # Finished files are skipped; of the others, only the chunks not on disk are encoded.
@@ -123,6 +124,9 @@ def test_batch_usage_errors(tmp_path):
                                 cwd=tmp_path), "matches no file")
     assert_usage_error(parallax("transcode", "a.mp4", "b.mp4", "--resume", cwd=tmp_path),
                        "--output-dir")
+    (tmp_path / "a_file").write_text("not a directory")
+    assert_usage_error(parallax("transcode", "a.mp4", "--output-dir", "a_file", cwd=tmp_path),
+                       "'a_file' is a file, not a directory")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / STATE_DIR).write_text("a file where the batch keeps its state")
     (tmp_path / "a.mp4").write_bytes(b"")
@@ -155,3 +159,15 @@ def test_outputs_that_exist_are_replaced_only_when_asked(inputs, tmp_path):
                                 str(out), cwd=tmp_path), "clip0.mp4", "exists", "-y")
     assert (out / "clip0.mp4").read_bytes() == b"someone else's file"
     assert not (out / "clip1.mp4").exists()
+
+
+def test_quiet_still_says_which_files_failed(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "out").mkdir()
+    run = parallax("transcode", "empty.mp4", "missing.mp4", "--output-dir", "out", "--quiet",
+                   cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 2 and all(ln.startswith("error: ") for ln in lines), run.stderr
+    assert "empty.mp4" in lines[0] and "empty" in lines[0].split(": ", 2)[2]
+    assert "missing.mp4" in lines[1] and "does not exist" in lines[1]

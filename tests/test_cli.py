@@ -47,6 +47,8 @@ def test_bad_input_files(bad_inputs, tmp_path, name, needle):
     (["out.mp4", "--fps", "inf"], ["--fps inf"]),
     (["out.mp4", "--fps", "1e9"], ["--fps 1e+09", "at most 1000"]),
     (["out.mp4", "--width", "100000"], ["--width 100000", "at most 16384"]),
+    (["out.mp4", "--preset", "p99"], ["--preset 'p99'", "takes a name", "veryfast"]),
+    (["out.mp4", "--bitrate", "-5M"], ["--bitrate: expected one argument", "--bitrate=VALUE"]),
     (["out.mp4", "--codec", "mpeg2"], ["unknown VideoCodec 'mpeg2'"]),
     (["out.mp4", "--bitrate", "fast"], ["--bitrate 'fast'"]),
     (["out.mp4", "--scale-algorithm", "sharp"], ["invalid choice"]),
@@ -103,6 +105,7 @@ def clip(tmp_path_factory):
     ("a" * 300 + ".mp4", [], "cannot write"),  # longer than a file name may be
     ("/proc/out.mp4", [], "cannot write"),  # permissions allow it, the file system does not
     ("/proc/out.m3u8", [], "cannot write"),
+    ("clip.mp4/out.mp4", [], "is a file, not a directory"),
 ])
 def test_outputs_that_cannot_be_written_fail_before_the_first_frame(
         clip, tmp_path, output, args, needle):

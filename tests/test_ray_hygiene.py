@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from media import make_video
 
 RAY_TEMP = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
 # Ray's processes set their titles (ray::IDLE, ray::DashboardAgent): ss shows those.
@@ -154,24 +155,24 @@ def watch_transcode(tmp_path: Path, look: Callable[[int], None], interval: float
     return run.returncode, err
 
 
-def interrupt_during_start(tmp_path: Path, after: float, twice: bool = False) -> tuple:
+def interrupt_during_start(tmp_path: Path, after: float, twice: bool = False,
+                           sig: int = signal.SIGINT, source: str = "testsrc:duration=3") -> tuple:
     """SIGINT ``after`` seconds into Ray's start-up (its first process), as `kill -INT`
     does (the driver only: a terminal's Ctrl-C also hits Ray's processes, which then end
-    by themselves; this is the harder case)."""
+    by themselves; this is the harder case). Or ``sig``, as a scheduler sends it."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    run = start_cli("transcode", "testsrc:duration=3", "out.mp4", "-y", home=home,
-                    cwd=tmp_path)
+    run = start_cli("transcode", source, "out.mp4", "-y", home=home, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
         while not session_processes(run.pid) and run.poll() is None:
             assert time.monotonic() < deadline, "Ray did not start"
             time.sleep(0.05)
         time.sleep(after)
-        run.send_signal(signal.SIGINT)
+        run.send_signal(sig)
         if twice:
             time.sleep(0.15)
-            run.send_signal(signal.SIGINT)
+            run.send_signal(sig)
         _, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
@@ -194,6 +195,29 @@ def test_ctrl_c_during_ray_start_up_leaves_nothing_running(tmp_path, after, twic
     # 130 as the CLI returns it; -SIGINT when the second Ctrl-C lands as Python exits
     # (it then restores SIGINT's default action), which a shell also reports as 130.
     assert code in (130, -signal.SIGINT), err
+
+
+@pytest.fixture(scope="module")
+def clip_720p(tmp_path_factory):
+    """30 s of 720p: about 2.5 s of a farm's work on 2 cores, after its 2 s start."""
+    return make_video(str(tmp_path_factory.mktemp("clip") / "in.mp4"), width=1280,
+                      height=720, frames=900)
+
+
+@pytest.mark.slow
+# 0.5-1.0 s: inside ray.init(), where Ray's own handlers (and its C++ one, which printed
+# a stack and aborted) took SIGTERM; 3 s: a farm transcode writing its output.
+@pytest.mark.parametrize("after", [0.3, 0.7, 1.0, 3.0])
+def test_sigterm_ends_the_run_at_once_and_leaves_nothing(tmp_path, clip_720p, after):
+    """SIGTERM, as `ray job stop`, a scheduler or `timeout` sends it: exit 143 with one
+    line, no partial output, no process left; Ray's own handlers exited 15, 134 or 139."""
+    code, err, left = interrupt_during_start(tmp_path, after, sig=signal.SIGTERM,
+                                             source=clip_720p)
+    assert not left, f"still running after the run ended: {left}\n{err}"
+    assert code == 143, err
+    assert err.strip().splitlines()[-1] == "error: terminated", err
+    assert "Traceback" not in err and "SIGTERM received" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"], err
 
 
 def test_a_ctrl_c_while_ray_makes_its_core_worker_waits_for_the_whole_object(monkeypatch):

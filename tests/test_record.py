@@ -91,7 +91,10 @@ def test_record_three_seconds(display, tmp_path):
     assert {"red", "blue"} <= decoded_colors(out)  # the changes are in the recording
 
 
-def test_sigint_mid_recording_finalizes_the_output(display, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_mid_recording_finalizes_the_output(display, tmp_path, sig):
+    """Ctrl-C, or SIGTERM as a service manager stops a recorder: the recording ends and
+    is finished, every captured frame in it, exit 0."""
     out = tmp_path / "int.mp4"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "record", str(out),
@@ -107,7 +110,7 @@ def test_sigint_mid_recording_finalizes_the_output(display, tmp_path):
             lines.append(json.loads(line))
             if lines[-1]["frames"] >= 45:
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         rest, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     final = json.loads(rest.strip().splitlines()[-1])

@@ -75,6 +75,9 @@ def test_files_types_and_no_listing_or_escape(server):
 def test_serve_bad_input(tmp_path):
     assert_usage_error(parallax("serve", str(tmp_path / "missing")), "not a directory")
     assert_usage_error(parallax("serve", str(tmp_path), "--port", "70000"), "--port")
+    for bind in ("999.1.1.1", "no.such.host.invalid", "192.0.2.1"):  # 192.0.2.1: TEST-NET
+        assert_usage_error(parallax("serve", str(tmp_path), "--bind", bind, "--port", "0"),
+                           bind, "give --bind an address of this machine")
 
 
 PROBE = """(() => {

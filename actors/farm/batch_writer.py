@@ -191,6 +191,7 @@ class BatchWriter(Sink):
         encoded = {}
         if self.store is not None:
             # This run's files only: a file an earlier run finished keeps its old count.
+            mine = {os.path.abspath(p) for p in self.settings.outputs}  # as the store keys
             encoded = {p: e.get("encoded", 0) for p, e in self.store.files.items()
-                       if p in self.settings.outputs}
+                       if p in mine}
         return {"files": self.status, "encoded": encoded}

@@ -101,7 +101,10 @@ class AudioTranscoder(Transform):
             rate = 48000  # Opus runs at 48 kHz; players resample
         enc = av.CodecContext.create(name, "w")
         enc.sample_rate = rate
-        enc.layout = caps.layout if caps.layout and caps.channels == channels else (
+        # "2 channels" is FFmpeg's name for channels in no known order (PCM in Matroska,
+        # often), which encoders refuse: such a stream gets the usual layout for its count.
+        named = caps.layout and not caps.layout.endswith(" channels")
+        enc.layout = caps.layout if named and caps.channels == channels else (
             "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c")
         enc.format = fmt
         enc.bit_rate = s.bitrate or default_bitrate(channels)

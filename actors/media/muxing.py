@@ -49,6 +49,9 @@ def add_encoded_stream(container: Any, caps: Caps) -> Any:
 
 def check_writable_dir(directory: str, what: str = "output directory") -> str:
     """``directory``, which must exist and take new files; ``what`` names it in the error."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ConfigError(f"{what} {directory!r} is a file, not a directory; choose a "
+                          "directory")
     if not os.path.isdir(directory):
         raise ConfigError(f"{what} {directory!r} does not exist; create it first")
     # Creating a file needs search (x) as well as write permission on the directory; a

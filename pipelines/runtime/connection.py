@@ -104,11 +104,12 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None,
     if address:
         # quiet: without "Connecting to existing Ray cluster" lines, so that an error is
         # the only line the CLI prints
-        with _core_worker_uninterrupted():  # as for the embedded start, below
+        with _sigterm_kept(), _core_worker_uninterrupted():  # as for the embedded start
             ray.init(address=address, namespace="parallax", log_to_driver=True,
                      logging_level=logging.ERROR if quiet else logging.INFO)
         return
-    start_local_ray(num_cpus=num_cpus, quiet=quiet)
+    with _sigterm_kept():
+        start_local_ray(num_cpus=num_cpus, quiet=quiet)
     log.info("started a local Ray instance (no cluster address given)")
 
 
@@ -173,7 +174,7 @@ def shutdown_ray() -> None:
     """Disconnect, and end the embedded Ray if this process started one. A Ctrl-C
     meanwhile is ignored: an interrupted ray.shutdown() leaves Ray's agents running."""
     if ray.is_initialized():
-        with _sigint_ignored():
+        with _interrupts_ignored():
             ray.shutdown()
 
 
@@ -185,6 +186,7 @@ def _shutdown_at_exit() -> None:
     driver = getattr(ray._private.worker.global_worker, "mode", None) == ray.SCRIPT_MODE
     if driver and ray.is_initialized() and _in_main_thread():  # hosts import this too
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         ray.shutdown(_exiting_interpreter=True)
 
 
@@ -193,15 +195,49 @@ def _in_main_thread() -> bool:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
+def _interrupts_ignored() -> Iterator[None]:
+    """Neither a Ctrl-C nor a SIGTERM in the block: both would leave Ray half ended."""
     if not _in_main_thread():  # only the main thread may set handlers (and gets SIGINT)
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)]
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in zip((signal.SIGINT, signal.SIGTERM), previous):
+            signal.signal(s, handler)
+
+
+NO_FAILURE_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+
+
+@contextlib.contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """Keep the SIGTERM handler a process chose through ray.init(), as for SIGINT.
+
+    ray.init() sets handlers of its own: the driver's exits 15 and the head node's ends
+    Ray's processes and exits 1, wherever in the start the signal lands (processes were
+    left running), and the core worker's, in C++, printed a stack and aborted the driver
+    (exit 134). A process that set a handler (the CLI's ends the run as a second Ctrl-C
+    does) keeps it, through the start too, where _core_worker_uninterrupted holds it back
+    while the core worker is made and _abandon_start cleans up as after a Ctrl-C. One
+    that did not keeps Ray's.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    if not _in_main_thread() or not callable(previous):
+        yield
+        return
+    utils, constants = ray._private.utils, ray._private.ray_constants
+    set_handler = utils.set_sigterm_handler
+    failure_handler = getattr(constants, NO_FAILURE_HANDLER, False)
+    utils.set_sigterm_handler = lambda handler: None
+    setattr(constants, NO_FAILURE_HANDLER, True)  # CoreWorker reads it as it starts
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = set_handler
+        setattr(constants, NO_FAILURE_HANDLER, failure_handler)
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -219,7 +255,9 @@ def _core_worker_uninterrupted() -> Iterator[None]:
     on: the driver spun at 100% CPU after "error: interrupted" until its stack overflowed
     (issue 12; one Ctrl-C that lands there is enough, a second one is not needed; with the
     token kept it crashed instead). Held back, the Ctrl-C lands once ray.init() has
-    returned a whole connection, which ray.shutdown() ends as after any start.
+    returned a whole connection, which ray.shutdown() ends as after any start. A SIGTERM
+    there is held back too: Ray's handler exits by raising SystemExit, and the CLI's by
+    raising Terminated, which crashed the driver at exit the same way (exit 139).
     """
     raylet = ray._raylet
     make = getattr(raylet, "CoreWorker", None)
@@ -227,11 +265,12 @@ def _core_worker_uninterrupted() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    previous: list[Any] = []
+    previous: dict[int, Any] = {}
 
     def core_worker(*args: Any, **kwargs: Any) -> Any:
         if not previous:
-            previous.append(signal.signal(signal.SIGINT, lambda signum, _: held.append(signum)))
+            for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM's handler raises too
+                previous[sig] = signal.signal(sig, lambda signum, _: held.append(signum))
         return make(*args, **kwargs)
 
     raylet.CoreWorker = core_worker
@@ -239,10 +278,10 @@ def _core_worker_uninterrupted() -> Iterator[None]:
         yield
     finally:
         raylet.CoreWorker = make
-        if previous:
-            signal.signal(signal.SIGINT, previous[0])
-            if held:
-                signal.raise_signal(signal.SIGINT)  # to the handler it was held back from
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(held):
+            signal.raise_signal(sig)  # to the handler it was held back from
 
 
 def _abandon_start(node: Any) -> None:
@@ -255,7 +294,7 @@ def _abandon_start(node: Any) -> None:
     """
     if node is None:
         return
-    with _sigint_ignored():
+    with _interrupts_ignored():
         pids = [info.process.pid for infos in dict(node.all_processes).values()
                 for info in infos if info.process is not None]
         for pid in pids:
