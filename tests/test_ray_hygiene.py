@@ -185,7 +185,7 @@ def interrupt_during_start(tmp_path: Path, after: float, twice: bool = False,
 
 @pytest.mark.slow
 # 0.5 s lands in the making of the driver's core worker on 2 cores (issue 12: the driver
-# hung at exit when it did; see connection._core_worker_uninterrupted).
+# hung at exit when it did; see interrupts.core_worker_uninterrupted).
 @pytest.mark.parametrize("after, twice", [(0.3, False), (0.5, False), (1.0, False),
                                           (1.0, True)])
 def test_ctrl_c_during_ray_start_up_leaves_nothing_running(tmp_path, after, twice):
@@ -225,7 +225,7 @@ def test_a_ctrl_c_while_ray_makes_its_core_worker_waits_for_the_whole_object(mon
     ray.shutdown() ends the C++ core worker with: it is raised once the block is done."""
     import ray._raylet
 
-    from pipelines.runtime.connection import _core_worker_uninterrupted
+    from pipelines.runtime.interrupts import core_worker_uninterrupted
 
     made = []
 
@@ -236,7 +236,7 @@ def test_a_ctrl_c_while_ray_makes_its_core_worker_waits_for_the_whole_object(mon
 
     monkeypatch.setattr(ray._raylet, "CoreWorker", core_worker)
     handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt), _core_worker_uninterrupted():
+    with pytest.raises(KeyboardInterrupt), core_worker_uninterrupted():
         assert ray._raylet.CoreWorker() == ["whole"]
         made.append("stored")
     assert made == ["whole", "stored"]
