@@ -21,7 +21,7 @@ from typing import Any
 import ray
 from ray.exceptions import ObjectLostError
 
-from actors.element import Counters, Element, Source
+from actors.element import Element, Source
 from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block, FlowSignal
 from actors.pacing import Backlog
@@ -38,6 +38,7 @@ from pipelines.runtime.edge import (
     ReorderBuffer,
     resolve,
 )
+from pipelines.runtime.host_stats import figures, snapshot
 from pipelines.runtime.metrics import HostMetrics
 from pipelines.runtime.pool import Batch, PoolDispatcher
 
@@ -239,32 +240,7 @@ class ElementHost:
     # the data path, so that the GCS does not grow with a long run's length either.
     @ray.method(enable_task_events=False)
     async def stats(self) -> dict[str, Any]:
-        elements = {el.name: _figures(el) for el in self.elements}
-        elements[self.names[0]]["reordered"] = self.reordered
-        if self.is_source:
-            elements[self.names[0]]["live"] = self.elements[0].live_status()
-        owner = self._sender_owner()
-        senders = [snap for s in self.senders for snap in s.snapshots()]
-        elements[owner]["drops"] += sum(s["drops"] for s in senders)
-        elements[owner]["blocked_time"] += sum(s.blocked_time for s in self.senders)
-        pools = [s.pool_snapshot() for s in self.senders if isinstance(s, PoolDispatcher)]
-        for pool in pools:
-            if pool["counters"]:
-                elements[pool["pool"]] = {**_figures(None), **pool["counters"]}
-        snap = {
-            "pools": pools,
-            "time": time.time(),
-            "elements": elements,
-            "edges": senders,
-            "mailbox_depth": self.mailbox.qsize() + sum(len(r) for r in self.reorder.values()),
-            "credits_in_use": sum(s["in_flight"] for s in senders),
-            "credits_total": sum(s["window"] for s in senders),
-            "signal": self.signal.value,
-            "signal_log": list(self.signal_log),
-            "reordered": self.reordered,
-            "warnings": [w for s in self.senders if isinstance(s, PoolDispatcher)
-                         for w in s.take_warnings()] + host_log.drain(),
-        }
+        snap = snapshot(self, self._sender_owner())
         self.metrics.update(snap)
         return snap
 
@@ -385,7 +361,7 @@ class ElementHost:
                 item, _ = resolve(payload)
                 outputs = self._through(0, [item], time.perf_counter() - arrived)
                 status = {"ok": True, "busy_s": el.counters.processing_time - t0,
-                          "counters": _figures(el), "warnings": host_log.drain()}
+                          "counters": figures(el), "warnings": host_log.drain()}
                 self._release(fut, (status, Batch(outputs)))
             except Exception as exc:
                 el.counters.errors += 1
@@ -519,18 +495,6 @@ class ElementHost:
         self.abort.set()
         if self.worker is None or not self.worker.is_alive():
             self._finish({"ok": False, "stopped": True})
-
-
-def _figures(el: Element | None) -> dict[str, Any]:
-    """An element's raw counters, as hosts report them (zeros for None)."""
-    c = el.counters if el is not None else Counters()
-    return {
-        "buffers_in": c.buffers_in, "buffers_out": c.buffers_out, "frames_in": c.frames_in,
-        "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
-        "processing_time": c.processing_time, "blocked_time": c.blocked_time,
-        "last_buffer_time": c.last_buffer_time, "errors": c.errors, "drops": c.drops,
-        "latencies": list(c.latencies), "e2e_latencies": list(c.e2e_latencies),
-    }
 
 
 def _quiet_blocking_get_warning() -> None:
