@@ -263,3 +263,26 @@ def test_cli_audio_errors_and_overwrite(inputs, tmp_path):
     assert parallax("transcode", src, out, "-y", "--no-audio", "--workers", "1",
                     cwd=tmp_path).returncode == 0
     assert codecs(out) == []
+
+
+def test_an_audio_pad_nobody_takes_or_a_pad_that_is_not_there_is_named(ray_session, inputs):
+    """As GStreamer's not-linked: an output pad that nothing takes is refused at prepare,
+    and so is a link from a pad the producer does not have."""
+    from actors.media.file_source import FileSource
+    from actors.media.null_sink import NullSink
+
+    def pipeline(pad: str) -> Pipeline:
+        p = Pipeline("pads")
+        p.add(FileSource(inputs["aac.mp4"], audio_streams=(1,)), name="src")
+        p.add(NullSink(), name="sink")
+        p.link("src", "sink", pad=pad)
+        return p
+
+    for pad, needle in (("src", "output pad 'audio_0'.*nothing is linked to"),
+                        ("audio7", "'src' has no pad 'audio7'; its pads are src, audio_0")):
+        p = pipeline(pad)
+        try:
+            with pytest.raises(ConfigError, match=needle):
+                p.prepare()
+        finally:
+            p.stop(drain=False)

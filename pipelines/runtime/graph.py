@@ -12,7 +12,7 @@ from typing import Any
 from actors.element import Element, Placement, Sink, Source
 from actors.errors import ConfigError
 from actors.restart import Restart
-from actors.types import MAIN_PAD
+from actors.types import MAIN_PAD, Caps, Pads
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -52,6 +52,19 @@ class Link:
     @property
     def input_pad(self) -> str:
         return self.into or self.pad
+
+    def caps_in(self, caps: dict[str, Any]) -> Caps:
+        """What this link carries, of what its producer negotiated (``caps`` by element)."""
+        out = caps[self.producer]
+        if not isinstance(out, Pads):
+            if self.pad != MAIN_PAD:
+                raise ConfigError(f"link {self.edge_id}: '{self.producer}' has one output; "
+                                  f"link it without pad={self.pad!r}")
+            return out
+        if self.pad not in out:
+            raise ConfigError(f"link {self.edge_id}: '{self.producer}' has no pad "
+                              f"{self.pad!r}; its pads are {', '.join(out)}")
+        return out[self.pad]
 
     @property
     def edge_id(self) -> str:
@@ -159,6 +172,19 @@ class Graph:
                         f"pool '{name}' needs exactly one input from an element that is not "
                         "a pool: its producer dispatches the items and merges the results")
         return self.topo_order()
+
+    def check_pads_linked(self, caps: dict[str, Any]) -> None:
+        """An output that nothing takes is a mistake, as GStreamer's not-linked error says."""
+        for producer, out in caps.items():
+            if not isinstance(out, Pads):
+                continue
+            linked = {lk.pad for lk in self.outputs(producer)}
+            for pad, pad_caps in out.items():
+                if pad not in linked:
+                    raise ConfigError(
+                        f"'{producer}' has an output pad {pad!r} ({pad_caps.describe()}) that "
+                        f"nothing is linked to; link it (link(..., pad={pad!r})) or ask the "
+                        "element not to produce it")
 
     def topo_order(self) -> list[str]:
         indegree = {n: len(self.inputs(n)) for n in self.nodes}

@@ -22,7 +22,7 @@ from actors.element import Element, Placement, Sink
 from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block
 from actors.restart import Restart
-from actors.types import MAIN_PAD, Caps, Pads
+from actors.types import MAIN_PAD, Caps
 from pipelines.runtime import defaults
 from pipelines.runtime.arena import (
     EdgeBudget,
@@ -373,7 +373,7 @@ class Pipeline:
         caps: dict[str, Any] = {}
         for group in self._groups:
             ins = self.graph.inputs(group[0])
-            caps_in = [self._pad_caps(caps, lk) for lk in ins]
+            caps_in = [lk.caps_in(caps) for lk in ins]
             waits = max(self.graph.nodes[n].element.ready_timeout() for n in group)
             # Every replica of a pool configures its own copy; they agree, being copies.
             pads = [lk.input_pad for lk in ins]
@@ -391,34 +391,9 @@ class Pipeline:
             if reply["frames_total"] is not None:
                 self._frames_total = max(self._frames_total or 0, reply["frames_total"])
             caps[group[-1]] = reply["caps"]
-        self._check_pads_linked(caps)
-        self._connect({lk.edge_id: self._pad_caps(caps, lk) for lk in self.graph.links
+        self.graph.check_pads_linked(caps)
+        self._connect({lk.edge_id: lk.caps_in(caps) for lk in self.graph.links
                        if lk.producer in caps})  # the rest are fused, inside one host
-
-    def _pad_caps(self, caps: dict[str, Any], lk: Link) -> Caps:
-        out = caps[lk.producer]
-        if not isinstance(out, Pads):
-            if lk.pad != MAIN_PAD:
-                raise ConfigError(f"link {lk.edge_id}: '{lk.producer}' has one output; "
-                                  f"link it without pad={lk.pad!r}")
-            return out
-        if lk.pad not in out:
-            raise ConfigError(f"link {lk.edge_id}: '{lk.producer}' has no pad {lk.pad!r}; "
-                              f"its pads are {', '.join(out)}")
-        return out[lk.pad]
-
-    def _check_pads_linked(self, caps: dict[str, Any]) -> None:
-        """An output that nothing takes is a mistake, as GStreamer's not-linked error says."""
-        for producer, out in caps.items():
-            if not isinstance(out, Pads):
-                continue
-            linked = {lk.pad for lk in self.graph.outputs(producer)}
-            for pad, pad_caps in out.items():
-                if pad not in linked:
-                    raise ConfigError(
-                        f"'{producer}' has an output pad {pad!r} ({pad_caps.describe()}) that "
-                        f"nothing is linked to; link it (link(..., pad={pad!r})) or ask the "
-                        "element not to produce it")
 
     def _connect(self, caps: dict[str, Caps]) -> None:
         """Wire the hosts; ``caps`` is what each edge carries, by edge id."""
