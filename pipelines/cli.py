@@ -335,6 +335,11 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
             else:
                 stats = pipeline.run_with_progress(display.update if display else
                                                    (lambda p: None))
+    except PipelineError as exc:
+        if args.json:  # a failed run's figures too (restarts, what was lost), and why
+            print(json.dumps({**pipeline.stats().to_dict(), "error": str(exc)}, default=str),
+                  file=args.json_out, flush=True)
+        raise
     finally:
         if timer:
             timer.cancel()

@@ -120,7 +120,7 @@ def test_outputs_that_cannot_be_written_fail_before_the_first_frame(
 
 
 @pytest.mark.parametrize("output, args", [
-    ("o.mp4", []), ("o.m3u8", []), ("o.mp4", ["--fragment-duration", "1"]),
+    ("o.mp4", ["--json"]), ("o.m3u8", []), ("o.mp4", ["--fragment-duration", "1"]),
     ("o.mp4", ["--no-chunks"]),
 ])
 def test_an_input_that_decodes_to_nothing_writes_nothing(clip, tmp_path, output, args):
@@ -133,6 +133,9 @@ def test_an_input_that_decodes_to_nothing_writes_nothing(clip, tmp_path, output,
     assert len(errors) == 1 and "no video frame reached" in errors[0], run.stderr
     assert "Traceback" not in run.stderr
     assert os.listdir(tmp_path / "out") == []  # no empty MP4, playlist or init segment
+    if "--json" in args:  # a failed run still reports, with why
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        assert "no video frame reached" in report["error"] and report["frames"] == 0
 
 
 def test_receive_refuses_an_endless_duration(tmp_path):

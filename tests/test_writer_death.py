@@ -148,3 +148,33 @@ def test_a_killed_hls_writer_leaves_an_ended_playlist_of_whole_segments(tmp_path
     with av.open(str(out)) as c:  # every listed segment is whole and decodes
         frames = sum(1 for _ in c.decode(video=0))
     assert frames == pytest.approx(len(segments) * 30, abs=30)
+
+
+def test_an_output_ended_early_because_its_encoder_died_says_so(tmp_path):
+    """The writer outlives what fed it and ends the file itself. Its warning used to come
+    only with the next stats poll, which a teardown could beat (2 of 11 runs kept a cut
+    file under its final name without a word); it now comes with the teardown."""
+    out, part = tmp_path / "out.mp4", tmp_path / ".out.mp4.part"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "transcode",
+                            FILE_LIKE_SOURCE, str(out), "--quiet", "--max-restarts", "0",
+                            "--fragment-duration", "1"], stderr=subprocess.PIPE, text=True,
+                           env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        writer = None
+        while (writer is None or fragments(part) < 3) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            writer = writer or (holder(run.pid, part) if part.exists() else None)
+        assert writer and fragments(part) >= 3, "no fragments written within 60 s"
+        hosts = [pid for pid in descendants(run.pid) if pid != writer and "ElementHost" in
+                 Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+        assert len(hosts) == 1, hosts  # the source and encoder, fused
+        os.kill(hosts[0], signal.SIGKILL)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 1, err
+    assert "the pipeline stopped early" in err and "complete fragments" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["out.mp4"]
+    assert "Traceback" not in err

@@ -188,17 +188,25 @@ class ElementHost:
         self._bind_loop()
         return await asyncio.shield(self.done)
 
+    async def wind_up(self, join_s: float) -> list[dict[str, Any]]:
+        """Abort what still runs, give the worker thread ``join_s`` to close its elements,
+        and return the warnings logged since the last poll: a writer that closes an
+        output early says so then ("holds 19 complete fragments"), and the host is gone
+        before the next poll would have carried it."""
+        self._bind_loop()
+        if not self.done.done():
+            self._abort_now()
+        if self.worker is not None and self.worker.is_alive():
+            await asyncio.to_thread(self.worker.join, join_s)
+        return host_log.drain()
+
     async def exit(self, join_s: float) -> None:
         """Leave by ourselves, at the driver's teardown: ray.kill() ends a worker while
         calls still run in it, and the C++ side then aborted with bad_optional_access
         (its stack trace reached the user's terminal). Work still running is aborted;
         the worker thread gets ``join_s`` to close its elements (finish or remove an
         output). Ray ends the actor once the calls running now return."""
-        self._bind_loop()
-        if not self.done.done():
-            self._abort_now()
-        if self.worker is not None and self.worker.is_alive():
-            await asyncio.to_thread(self.worker.join, join_s)
+        await self.wind_up(join_s)  # done already at a teardown, which took the warnings
         ray.actor.exit_actor()
 
     # -- data path ------------------------------------------------------------

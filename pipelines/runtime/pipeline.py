@@ -23,7 +23,7 @@ from actors.errors import ConfigError, ParallaxError, PipelineError
 from actors.flow import Block
 from actors.restart import Restart
 from actors.types import MAIN_PAD, Caps
-from pipelines.runtime import defaults
+from pipelines.runtime import defaults, host_log
 from pipelines.runtime.arena import (
     EdgeBudget,
     StoreStats,
@@ -41,6 +41,7 @@ from pipelines.runtime.placement import (
     start_host,
     wait_gone,
     wait_placed,
+    wind_up_hosts,
 )
 from pipelines.runtime.pool import pool_spec
 from pipelines.runtime.restarter import HostWiring, Restarter
@@ -99,6 +100,7 @@ class Pipeline:
         self.restarter: Restarter | None = None
         self._end_requested = False
         self.salvaged: list[str] = []
+        self.closing_warnings: list[str] = []  # what hosts logged as they were torn down
         """What the driver did to outputs whose writer could not finish them."""
 
     # -- building -------------------------------------------------------------
@@ -476,7 +478,9 @@ class Pipeline:
                 self._monitor.shutdown()
                 self._results = self._monitor.results
                 clean = self._monitor.finished.is_set() and self._monitor.error is None
-            end_hosts(list(self._hosts.values()))
+            hosts = list(self._hosts.values())
+            self.closing_warnings = host_log.relog(wind_up_hosts(hosts))
+            end_hosts(hosts)
             self._hosts.clear()
             self.state = State.NULL
             if not clean:

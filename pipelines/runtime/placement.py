@@ -8,6 +8,7 @@ cannot see (resources all taken, nodes still joining).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -16,7 +17,7 @@ import time
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.element import Element, Placement
@@ -219,6 +220,23 @@ def wait_gone(pids: list[int], timeout: float) -> None:
             except PermissionError:  # not ours to signal: assume it lives on
                 pass
             time.sleep(0.05)
+
+
+def wind_up_hosts(hosts: list[Any], grace: float = EXIT_GRACE_S) -> list[dict[str, Any]]:
+    """Have every host close its elements; returns the warnings they logged meanwhile,
+    oldest first. A host that is dead, or takes longer than ``grace``, says nothing."""
+    calls = []
+    for h in hosts:
+        with contextlib.suppress(Exception):  # a handle Ray no longer knows
+            calls.append(h.wind_up.remote(EXIT_JOIN_S))
+    if not calls:
+        return []
+    ready, _ = ray.wait(calls, num_returns=len(calls), timeout=grace, fetch_local=True)
+    records = []
+    for ref in ready:
+        with contextlib.suppress(RayError):
+            records += ray.get(ref, timeout=grace)
+    return sorted(records, key=lambda r: r["time"])
 
 
 def end_hosts(hosts: list[Any], grace: float = EXIT_GRACE_S) -> list[Any]:
