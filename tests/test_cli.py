@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from media import corrupt_packets, make_audio_only, make_video
+from media import corrupt_packets, make_audio_only, make_video, probe_video
 from streams import assert_usage_error, parallax
 
 from actors.media.encoders import EncoderBackend, VideoCodec
@@ -117,6 +117,16 @@ def test_outputs_that_cannot_be_written_fail_before_the_first_frame(
     assert sorted(os.listdir(work)) == ["clip.mp4", "sub"] and not os.listdir(work / "sub")
     assert (work / "clip.mp4").read_bytes() == Path(clip).read_bytes()
     assert not list(Path("/proc").glob(".out.*"))
+
+
+@pytest.mark.parametrize("args", [[], ["--no-chunks"]])
+def test_a_name_at_the_length_limit_is_written(clip, tmp_path, args):
+    # The longest name whose partial file (".NAME.part") still fits: the check before the
+    # first frame must not refuse what the writer can make.
+    name = "a" * (os.pathconf(tmp_path, "PC_NAME_MAX") - len("..part") - len(".mp4")) + ".mp4"
+    run = parallax("transcode", clip, name, "--quiet", *args, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert os.listdir(tmp_path) == [name] and probe_video(str(tmp_path / name))["frames"] == 30
 
 
 @pytest.mark.parametrize("output, args", [

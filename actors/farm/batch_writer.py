@@ -25,8 +25,8 @@ from actors.farm.chunk import ENCODED_CHUNKS, EncodedChunk
 from actors.farm.chunk_stitcher import ChunkStitcher
 from actors.farm.chunk_store import ChunkStore, lock_dir
 from actors.media.file_source import first_pts
-from actors.media.mp4_mux import Mp4Mux, partial_path
-from actors.media.muxing import check_writable_dir, decode_time
+from actors.media.mp4_mux import Mp4Mux
+from actors.media.muxing import check_writable_dir, decode_time, partial_path
 from actors.types import MAIN_PAD, Caps
 
 log = logging.getLogger("parallax.batch_writer")

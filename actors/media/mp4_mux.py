@@ -18,6 +18,7 @@ from actors.media.muxing import (
     add_encoded_stream,
     check_output_dir,
     nothing_to_write,
+    partial_path,
     split_inputs,
 )
 from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
@@ -25,12 +26,6 @@ from actors.types import ENCODED_AUDIO, ENCODED_VIDEO, MAIN_PAD, Caps, Packet
 log = logging.getLogger("parallax.mp4_mux")
 
 MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
-
-
-def partial_path(location: str) -> str:
-    """Where the file is written until it is complete: hidden, beside the target."""
-    head, tail = os.path.split(location)
-    return os.path.join(head, f".{tail}.part")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import heapq
 import io
 import itertools
 import os
-import tempfile
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
@@ -94,15 +93,26 @@ def check_output_dir(location: str) -> str:
     """
     parent = check_writable_dir(os.path.dirname(os.path.abspath(location)))
     check_output_path(location)
-    name = os.path.basename(location)
+    # The probe is the writer's own partial file, so that a name is refused only when the
+    # writer could not make it either (a random suffix would cost 9 characters of the limit).
+    probe = partial_path(location)
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=parent)
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:  # a crashed run's leftover: the writer replaces it
+            os.close(os.open(probe, os.O_WRONLY | os.O_APPEND))
+        else:
+            os.unlink(probe)
     except OSError as exc:
         raise ConfigError(f"cannot write {location!r}: {exc.strerror}; choose another "
                           "name or place") from None
-    os.close(fd)
-    os.unlink(probe)
     return parent
+
+
+def partial_path(location: str) -> str:
+    """Where a file is written until it is complete: hidden, beside the target."""
+    head, tail = os.path.split(location)
+    return os.path.join(head, f".{tail}.part")
 
 
 def add_audio_stream(container: Any, caps: Caps) -> Any:

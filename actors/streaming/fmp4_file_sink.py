@@ -9,8 +9,8 @@ from typing import Any
 
 from actors.element import Sink
 from actors.errors import ConfigError
-from actors.media.mp4_mux import MP4_SUFFIXES, partial_path
-from actors.media.muxing import check_output_dir, nothing_to_write
+from actors.media.mp4_mux import MP4_SUFFIXES
+from actors.media.muxing import check_output_dir, nothing_to_write, partial_path
 from actors.streaming.fmp4 import complete_prefix, iter_boxes
 from actors.types import ENCODED_SEGMENT, Caps, Packet
 
