@@ -201,9 +201,10 @@ def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
         run_pipeline(run.pipeline, args, "batch", extra=summary,
                      note=f"batch: {len(paths)} file(s) through one pool")
     else:
-        summary()
-        if args.json:
-            print(json.dumps({"batch": report}), file=args.json_out, flush=True)
+        summary()  # every file failed before a pool was needed
+        if args.json or args.stats_json:
+            final = {"final": True} if args.stats_json else {}
+            print(json.dumps({**final, "batch": report}), file=args.json_out, flush=True)
     if not args.quiet:
         print_batch(report, sys.stderr)
     else:  # quiet is not silent: what failed, and why, still shows
@@ -360,12 +361,14 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         print_summary(stats, pipeline.results(last), sys.stderr)
         if capture:
             print(capture, file=sys.stderr)
+    more = {"capture": live_source} if capture else {}
+    final = {**stats.to_dict(), **more, **(extra() if extra else {})}
     if args.json:
-        more = {"capture": live_source} if capture else {}
-        print(json.dumps({**stats.to_dict(), **more, **(extra() if extra else {})},
-                         default=str), file=args.json_out, flush=True)
-    elif extra:
-        extra()
+        print(json.dumps(final, default=str), file=args.json_out, flush=True)
+    elif args.stats_json:  # the lines end with what --json prints, so a reader of the
+        # stream gets the job's own report (a batch's files, the notes) as well
+        print(json.dumps({"final": True, **final}, default=str), file=args.json_out,
+              flush=True)
     # A file job cut short says so; for live jobs (record, receive) Ctrl-C is the way to
     # stop, and what was captured is complete.
     return EXIT_INTERRUPTED if interrupted.is_set() and not live else EXIT_OK

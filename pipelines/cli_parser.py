@@ -251,7 +251,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats", action="store_true",
                    help="live per-element table (fps, drops, credits, latency) each second")
     p.add_argument("--stats-json", action="store_true",
-                   help="one JSON line of stats per second on stdout instead of the display")
+                   help="one JSON line of stats per second on stdout instead of the "
+                        "display; the last line is what --json prints, with \"final\": true")
 
 
 def region(text: str) -> tuple[int, int, int, int]:

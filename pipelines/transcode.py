@@ -89,6 +89,8 @@ def parse_testsrc(spec: str) -> TestPatternSource:
         if key in opts:
             kw[key] = opts.pop(key).lower() in ("1", "true", "yes", "on")
     kw.update(opts)  # pattern, format
+    if kw.get("num_frames", 1) < 1:  # named as the user wrote it, not as the field is
+        raise ConfigError(f"testsrc frames={kw['num_frames']}: must be 1 or more")
     if "num_frames" not in kw and "duration" not in kw:
         kw["duration"] = TESTSRC_DEFAULT_DURATION
     if "width" not in kw and "height" not in kw:

@@ -171,3 +171,23 @@ def test_quiet_still_says_which_files_failed(tmp_path):
     assert len(lines) == 2 and all(ln.startswith("error: ") for ln in lines), run.stderr
     assert "empty.mp4" in lines[0] and "empty" in lines[0].split(": ", 2)[2]
     assert "missing.mp4" in lines[1] and "does not exist" in lines[1]
+
+
+@pytest.mark.parametrize("names", [["clip0.mp4", "missing.mp4"], ["missing.mp4"]])
+def test_stats_json_ends_with_the_batch_report(inputs, tmp_path, names):
+    """A reader of the JSON lines gets what --json prints as the last line: each file's
+    outcome, not only the pool's figures (with or without a pool to run)."""
+    d, files = inputs
+    (tmp_path / "out").mkdir()
+    run = parallax("transcode", *(str(d / n) for n in names), "--output-dir", "out",
+                   "--stats-json", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    lines = [json.loads(ln) for ln in run.stdout.splitlines()]
+    final = lines[-1]
+    assert final["final"] is True and not any(ln.get("final") for ln in lines[:-1])
+    assert final["batch"]["failed"] == [str(d / "missing.mp4")]
+    assert set(final["batch"]["files"]) == {str(d / n) for n in names}
+    if "clip0.mp4" in names:
+        assert final["batch"]["files"][str(d / "clip0.mp4")]["state"] == "done"
+        assert final["frames"] == files["clip0.mp4"]
+        assert probe_video(str(tmp_path / "out" / "clip0.mp4"))["frames"] == 30

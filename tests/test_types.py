@@ -1,5 +1,6 @@
 """One frame-rate parser for every element and option, and the init attachment reader."""
 
+import re
 from fractions import Fraction
 
 import pytest
@@ -55,3 +56,14 @@ def test_bare_testsrc_is_a_moving_1080p_pattern_scaled_to_720p(tmp_path):
     sized = build_transcode(TranscodeOptions("testsrc:size=320x240", str(tmp_path / "o.mp4")))
     assert sized.graph.nodes["scale"].element.configure(
         parse_testsrc("testsrc:size=320x240").configure(None)).height == 240
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("testsrc:frames=0", "testsrc frames=0: must be 1 or more"),  # the key the user wrote
+    ("testsrc:frames=-3", "testsrc frames=-3"),
+    ("testsrc:frames=two", "testsrc options 'frames=two'"),
+    ("testsrc:colour=red", "use key=value with keys"),
+])
+def test_testsrc_options_are_refused_in_the_user_s_words(spec, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        parse_testsrc(spec)
