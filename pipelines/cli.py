@@ -201,10 +201,7 @@ def cmd_batch(args: argparse.Namespace, farm: Any) -> int:
         run_pipeline(run.pipeline, args, "batch", extra=summary,
                      note=f"batch: {len(paths)} file(s) through one pool")
     else:
-        summary()  # every file failed before a pool was needed
-        if args.json or args.stats_json:
-            final = {"final": True} if args.stats_json else {}
-            print(json.dumps({**final, "batch": report}), file=args.json_out, flush=True)
+        print_final(args, summary())  # every file failed before a pool was needed
     if not args.quiet:
         print_batch(report, sys.stderr)
     else:  # quiet is not silent: what failed, and why, still shows
@@ -362,16 +359,21 @@ def run_pipeline(pipeline: Any, args: argparse.Namespace, title: str,
         if capture:
             print(capture, file=sys.stderr)
     more = {"capture": live_source} if capture else {}
-    final = {**stats.to_dict(), **more, **(extra() if extra else {})}
-    if args.json:
-        print(json.dumps(final, default=str), file=args.json_out, flush=True)
-    elif args.stats_json:  # the lines end with what --json prints, so a reader of the
-        # stream gets the job's own report (a batch's files, the notes) as well
-        print(json.dumps({"final": True, **final}, default=str), file=args.json_out,
-              flush=True)
+    print_final(args, {**stats.to_dict(), **more, **(extra() if extra else {})})
     # A file job cut short says so; for live jobs (record, receive) Ctrl-C is the way to
     # stop, and what was captured is complete.
     return EXIT_INTERRUPTED if interrupted.is_set() and not live else EXIT_OK
+
+
+def print_final(args: argparse.Namespace, final: dict[str, Any]) -> None:
+    """The job's final report on stdout: alone with --json; with --stats-json as the last
+    line, marked, so a reader of the stream gets the job's own report (a batch's files,
+    the notes) and not only the periodic figures."""
+    if args.json:
+        print(json.dumps(final, default=str), file=args.json_out, flush=True)
+    elif args.stats_json:
+        print(json.dumps({"final": True, **final}, default=str), file=args.json_out,
+              flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
